@@ -1,0 +1,2 @@
+"""dfad: Data-Free Adversarial Distillation for PyTorch."""
+__version__ = "0.1.0"

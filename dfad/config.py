@@ -1,0 +1,297 @@
+"""Configs are data: YAML files and `key=value` overrides, validated into dataclasses.
+
+Every field has a default, so a YAML file only states what differs. Unknown keys and
+values of the wrong type are rejected with the dotted path and, where possible, the
+nearest valid key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from .errors import DfadError
+from .registry import suggest
+
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelSpec:
+    """A registry name plus keyword arguments (num_classes / in_channels are filled in from the data).
+
+    A model given in a YAML replaces the default whole: another arch's arguments make no sense.
+    """
+
+    replace_whole: typing.ClassVar[bool] = True
+
+    arch: str = "convnet"
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    root: Optional[str] = None  # None: --data-root, then $DFAD_DATA_ROOT, then ~/.cache/dfad/data
+    download: bool = False
+    image_size: Optional[int] = None  # None: the dataset's own size
+    mean: Optional[list[float]] = None  # None: the dataset's standard statistics
+    std: Optional[list[float]] = None
+    eval_batch_size: int = 1000
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd | adam
+    lr: float = 0.01
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam only
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "none"  # none | step | multistep | cosine; stepped once per iteration
+    step_size: int = 0  # step: decay every step_size iterations
+    milestones: list[int] = field(default_factory=list)  # multistep: iterations at which to decay
+    gamma: float = 0.1
+
+
+@dataclass
+class TeacherConfig:
+    model: ModelSpec = field(default_factory=lambda: ModelSpec("convnet", {"width": 32}))
+    checkpoint: Optional[str] = None  # where `distill` reads the trained teacher from
+    iterations: int = 1000  # supervised training iterations (batches)
+    batch_size: int = 128
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("adam", lr=1e-3))
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    val_every: int = 200
+
+
+@dataclass
+class DistillConfig:
+    method: str = "dfad"
+    student: ModelSpec = field(default_factory=lambda: ModelSpec("convnet", {"width": 8}))
+    generator: ModelSpec = field(default_factory=lambda: ModelSpec("generator_a", {"ngf": 64}))
+    nz: int = 100
+    iterations: int = 1000
+    batch_size: int = 256
+    imitation_steps: int = 5  # student updates per generator update (k in the paper)
+    student_optimizer: OptimizerConfig = field(
+        default_factory=lambda: OptimizerConfig("sgd", lr=0.1, momentum=0.9, weight_decay=5e-4))
+    generator_optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("adam", lr=1e-3))
+    student_schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    generator_schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    val_every: int = 50
+    log_every: int = 10
+    sample_grid_size: int = 64  # generated images saved per validation
+    time_limit_minutes: Optional[float] = None  # stop early (validated, checkpointed) after this much wall time
+    # channels_last halves the generator's convolution time on CPU (same math up to float rounding).
+    channels_last: bool = True
+
+
+@dataclass
+class Config:
+    task: str = "classification"
+    seed: int = 0
+    device: str = "cpu"
+    threads: Optional[int] = None  # torch.set_num_threads; None keeps torch's default
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def validate(self) -> "Config":
+        from .data import DATASETS
+        from .methods import METHODS
+        from .models import MODELS
+        from .tasks import TASKS
+
+        TASKS.get(self.task)
+        DATASETS.get(self.data.name)
+        METHODS.get(self.distill.method)
+        for spec in (self.teacher.model, self.distill.student, self.distill.generator):
+            MODELS.get(spec.arch)
+        positive = {
+            "seed": self.seed + 1,  # seed may be 0
+            "data.eval_batch_size": self.data.eval_batch_size,
+            "teacher.iterations": self.teacher.iterations,
+            "teacher.batch_size": self.teacher.batch_size,
+            "teacher.val_every": self.teacher.val_every,
+            "distill.nz": self.distill.nz,
+            "distill.iterations": self.distill.iterations,
+            "distill.batch_size": self.distill.batch_size,
+            "distill.imitation_steps": self.distill.imitation_steps,
+            "distill.val_every": self.distill.val_every,
+            "distill.log_every": self.distill.log_every,
+            "distill.sample_grid_size": self.distill.sample_grid_size,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                raise DfadError(f"config: {key} must be positive, got {value if key != 'seed' else self.seed}")
+        if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:
+            raise DfadError(f"config: distill.time_limit_minutes must be positive, got {self.distill.time_limit_minutes}")
+        if self.data.image_size is not None and self.data.image_size <= 0:
+            raise DfadError(f"config: data.image_size must be positive, got {self.data.image_size}")
+        if (self.data.mean is None) != (self.data.std is None):
+            raise DfadError("config: give both data.mean and data.std, or neither")
+        if self.data.std is not None and any(s <= 0 for s in self.data.std):
+            raise DfadError(f"config: data.std must be positive, got {self.data.std}")
+        for key, opt in (("teacher.optimizer", self.teacher.optimizer),
+                         ("distill.student_optimizer", self.distill.student_optimizer),
+                         ("distill.generator_optimizer", self.distill.generator_optimizer)):
+            if opt.name not in ("sgd", "adam"):
+                raise DfadError(f"config: {key}.name must be 'sgd' or 'adam', got '{opt.name}'"
+                                f"{suggest(opt.name, ['sgd', 'adam'])}")
+            if opt.lr <= 0:
+                raise DfadError(f"config: {key}.lr must be positive, got {opt.lr}")
+        for key, sched in (("teacher.schedule", self.teacher.schedule),
+                           ("distill.student_schedule", self.distill.student_schedule),
+                           ("distill.generator_schedule", self.distill.generator_schedule)):
+            names = ["none", "step", "multistep", "cosine"]
+            if sched.name not in names:
+                raise DfadError(f"config: {key}.name must be one of {names}, got '{sched.name}'"
+                                f"{suggest(sched.name, names)}")
+            if sched.name == "step" and sched.step_size <= 0:
+                raise DfadError(f"config: {key}.step_size must be positive for a step schedule")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise DfadError(f"config: device must be 'cpu' or 'cuda[:N]', got '{self.device}'")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        inner = [t for t in options if t is not type(None)]
+        return _coerce(value, inner[0], path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise DfadError(f"config: {path} must be a mapping, got {value!r}")
+        return _from_dict(tp, value, path)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise DfadError(f"config: {path} must be a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise DfadError(f"config: {path} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise DfadError(f"config: {path} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise DfadError(f"config: {path} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DfadError(f"config: {path} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise DfadError(f"config: {path} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {_type_name(tp)} at {path}")
+
+
+def _from_dict(cls: type, data: dict, path: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            where = f"{path}.{key}" if path else key
+            raise DfadError(f"config: unknown key '{where}'{suggest(str(key), names)}; "
+                            f"valid keys here: {', '.join(names)}")
+    base = cls()
+    kwargs = {}
+    for name in names:
+        where = f"{path}.{name}" if path else name
+        if name in data:
+            current = getattr(base, name)
+            value = data[name]
+            if (dataclasses.is_dataclass(current) and isinstance(value, dict)
+                    and not getattr(current, "replace_whole", False)):
+                # Merge onto the field's own defaults so a YAML only states what differs.
+                merged = dataclasses.asdict(current)
+                merged.update(value)
+                value = merged
+            kwargs[name] = _coerce(value, hints[name], where)
+        else:
+            kwargs[name] = getattr(base, name)
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'distill.batch_size=64' -> ('distill.batch_size', 64); the value is read as YAML."""
+    if "=" not in text:
+        raise DfadError(f"override '{text}' is not of the form key=value (e.g. distill.iterations=200)")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as exc:
+        raise DfadError(f"override '{text}': cannot read the value as YAML ({exc.problem})") from exc
+    return key.strip(), value
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A file path, or the name of a shipped config ('digits', 'mnist')."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_CONFIGS / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    available = sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+    raise DfadError(f"config file '{name_or_path}' not found; give a YAML path or a shipped config name "
+                    f"({', '.join(available)}){suggest(name_or_path, available)}")
+
+
+def load_config(name_or_path: Optional[str] = None, overrides: tuple[str, ...] | list[str] = ()) -> Config:
+    data: dict = {}
+    if name_or_path:
+        path = resolve_config_path(name_or_path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise DfadError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise DfadError(f"config file {path} must hold a mapping at the top level")
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    return _from_dict(Config, data).validate()
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

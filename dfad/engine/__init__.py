@@ -1,0 +1,8 @@
+"""The engine shared by every method and task."""
+from .checkpoint import build_model_from_entry, load_checkpoint, model_entry, save_checkpoint
+from .evaluate import evaluate
+from .loop import FitResult, fit
+from .run_dir import RunDir, read_metrics
+
+__all__ = ["build_model_from_entry", "load_checkpoint", "model_entry", "save_checkpoint", "evaluate",
+           "FitResult", "fit", "RunDir", "read_metrics"]

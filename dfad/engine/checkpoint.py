@@ -1,0 +1,92 @@
+"""Checkpoints are plain dicts of state dicts and numbers, loaded with weights_only=True.
+
+A model entry is self-describing: {"arch": name, "args": {...}, "state_dict": ...}, so a
+checkpoint can be rebuilt without the config that made it.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import DfadError
+from ..models import build_model
+
+FORMAT = "dfad-checkpoint/1"
+
+
+def model_entry(model: nn.Module) -> dict:
+    """A self-describing entry for a model made by `dfad.models.build_model`."""
+    spec = getattr(model, "dfad_spec", None)
+    if spec is None:
+        raise ValueError(f"{type(model).__name__} was not built by dfad.models.build_model; its architecture is unknown")
+    return {"arch": spec["arch"], "args": dict(spec["args"]), "state_dict": model.state_dict()}
+
+
+def save_checkpoint(payload: dict, path: Path) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, **payload}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DfadError(f"checkpoint {path} does not exist; check the path (train a teacher with "
+                        f"`dfad train-teacher` to create one)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DfadError(f"checkpoint {path} needs arbitrary code to load and was refused (weights_only=True); "
+                        f"re-save it as a state dict: torch.save(model.state_dict(), PATH)") from exc
+    except Exception as exc:  # truncated or not a torch file at all
+        raise DfadError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
+                        f"re-create it or point to another file") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "models" not in payload:
+        raise DfadError(f"{path} is not a dfad checkpoint (no '{FORMAT}' models dict); give a file written "
+                        f"by `dfad train-teacher` or `dfad distill`")
+    return payload
+
+
+def pick_model_entry(payload: dict, role: str, path: str | Path) -> dict:
+    """The entry named `role`, or the only entry there is."""
+    models = payload["models"]
+    if role in models:
+        return models[role]
+    if len(models) == 1:
+        return next(iter(models.values()))
+    raise DfadError(f"checkpoint {path} holds models {sorted(models)}, not '{role}'; "
+                    f"choose one with --model")
+
+
+def _describe_mismatch(model: nn.Module, state_dict: dict) -> str:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+              for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            parts.append(f"{label}: {', '.join(items[:3])}{more}")
+    return "; ".join(parts)
+
+
+def build_model_from_entry(entry: dict, path: str | Path, **overrides: Any) -> nn.Module:
+    args = {**entry.get("args", {}), **overrides}
+    model = build_model(entry["arch"], **args)
+    problems = _describe_mismatch(model, entry["state_dict"])
+    if problems:
+        raise DfadError(f"checkpoint {path} does not fit architecture '{entry['arch']}' {args}: {problems}")
+    model.load_state_dict(entry["state_dict"])
+    return model

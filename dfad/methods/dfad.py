@@ -1,0 +1,100 @@
+"""Data-Free Adversarial Distillation (Fang et al., 2019): the student imitates the teacher on
+generated samples while the generator seeks samples on which they disagree most."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from statistics import fmean
+
+import torch
+from torch import nn
+
+from .base import METHODS, Method, freeze
+
+
+@contextmanager
+def no_param_grads(model: nn.Module):
+    """Let gradients flow *through* a model without computing its parameter gradients."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+@contextmanager
+def preserved_buffers(model: nn.Module):
+    """Run a model in train mode without letting BatchNorm running statistics move."""
+    saved = [b.clone() for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(model.buffers(), saved):
+                b.copy_(s)
+
+
+@METHODS.register("dfad")
+class DFAD(Method):
+    """One iteration = `imitation_steps` student updates, then one generator update.
+
+    Imitation: x = G(z) without gradient into G; minimise discrepancy(S(x), T(x)) over S.
+    Generation: x = G(z); minimise task.generator_loss(S(x), T(x)) (= -L1) over G, with
+    gradients flowing through T and S but only G stepped. Every step draws a fresh z.
+    """
+
+    def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
+                 student_optimizer: torch.optim.Optimizer, generator_optimizer: torch.optim.Optimizer,
+                 student_scheduler, generator_scheduler, batch_size: int, nz: int,
+                 imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
+                 grid_seed: int = 0):
+        self.teacher = freeze(teacher)
+        self.student, self.generator, self.task = student, generator, task
+        self.batch_size, self.nz, self.imitation_steps = batch_size, nz, imitation_steps
+        self.device = torch.device(device)
+        self.evaluated = student
+        self.models = {"student": student, "generator": generator}
+        self.optimizers = {"student": student_optimizer, "generator": generator_optimizer}
+        self.schedulers = {"student": student_scheduler, "generator": generator_scheduler}
+        # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
+        self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
+
+    def noise(self) -> torch.Tensor:
+        return torch.randn(self.batch_size, self.nz, device=self.device)
+
+    def imitation_step(self) -> float:
+        with torch.no_grad():
+            images = self.generator(self.noise())
+            teacher_out = self.teacher(images)
+        loss = self.task.discrepancy(self.student(images), teacher_out)
+        optimizer = self.optimizers["student"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def generation_step(self) -> float:
+        images = self.generator(self.noise())
+        with no_param_grads(self.student):
+            loss = self.task.generator_loss(self.student(images), self.teacher(images))
+        optimizer = self.optimizers["generator"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def step(self) -> dict[str, float]:
+        self.teacher.eval()
+        self.student.train()
+        self.generator.train()
+        student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
+        generator_loss = self.generation_step()
+        return {"student_loss": fmean(student_losses), "generator_loss": generator_loss}
+
+    def sample_images(self) -> torch.Tensor:
+        # Train-mode BatchNorm, as during training, but without updating its running statistics.
+        with torch.no_grad(), preserved_buffers(self.generator):
+            self.generator.train()
+            return self.generator(self.grid_noise)

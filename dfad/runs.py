@@ -1,0 +1,199 @@
+"""The library behind the CLI: train a teacher, distill a student, evaluate a checkpoint.
+
+Each function takes a validated `Config` and writes a run folder.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import Config, config_to_dict
+from .data import DATASETS, ImageDataset, resolve_data_root
+from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
+from .engine.checkpoint import pick_model_entry
+from .engine.optim import build_optimizer, build_scheduler
+from .errors import DfadError
+from .methods import METHODS
+from .models import build_model, count_flops, count_parameters
+from .provenance import provenance
+from .tasks import TASKS
+
+
+def setup(cfg: Config) -> torch.device:
+    """Seed every RNG and pick the device."""
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DfadError(f"device '{cfg.device}' requested but CUDA is not available; use device=cpu")
+    return torch.device(cfg.device)
+
+
+def load_split(cfg: Config, train: bool) -> ImageDataset:
+    kwargs: dict[str, Any] = {"root": resolve_data_root(cfg.data.root), "train": train, "download": cfg.data.download}
+    if cfg.data.image_size is not None:
+        kwargs["image_size"] = cfg.data.image_size
+    if cfg.data.mean is not None:
+        kwargs["mean"], kwargs["std"] = tuple(cfg.data.mean), tuple(cfg.data.std)
+    return DATASETS.build(cfg.data.name, **kwargs)
+
+
+def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    flops = count_flops(model, input_shape)
+    return {"params": count_parameters(model), "flops": flops, "macs": flops // 2}
+
+
+def check_model_outputs(model: nn.Module, task, dataset: ImageDataset, who: str, device) -> None:
+    """A dry forward pass on two inputs of the data's shape, with clear errors."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, *dataset.info.input_shape, device=device))
+    except Exception as exc:
+        raise DfadError(f"{who} cannot take inputs of shape {dataset.info.input_shape} from dataset "
+                        f"'{dataset.info.name}': {exc}") from exc
+    finally:
+        model.train(was_training)
+    task.check_outputs(out, dataset.info.num_classes, who)
+
+
+def _data_facts(dataset: ImageDataset) -> dict[str, Any]:
+    info = dataset.info
+    return {"name": info.name, "num_classes": info.num_classes, "input_shape": list(info.input_shape),
+            "mean": list(info.mean), "std": list(info.std)}
+
+
+def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Supervised training of `cfg.teacher.model` on the training split; writes OUT/teacher.pt."""
+    device = setup(cfg)
+    task = TASKS.build(cfg.task)
+    train_set, test_set = load_split(cfg, train=True), load_split(cfg, train=False)
+    run = RunDir(out, force=force)
+    run.write_config(cfg)
+    tc = cfg.teacher
+    model = build_model(tc.model.arch, num_classes=train_set.info.num_classes,
+                        in_channels=train_set.info.channels, **tc.model.args).to(device)
+    check_model_outputs(model, task, train_set, f"teacher '{tc.model.arch}'", device)
+    optimizer = build_optimizer(model.parameters(), tc.optimizer)
+    scheduler = build_scheduler(optimizer, tc.schedule, tc.iterations)
+    loader = train_set.loader(tc.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed))
+    method = METHODS.build("supervised", model=model, task=task, loader=loader, optimizer=optimizer,
+                           scheduler=scheduler, device=device, name="teacher")
+    result = fit(method, run, iterations=tc.iterations, val_every=tc.val_every, log_every=cfg.distill.log_every,
+                 validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
+                 metric_name=task.metric_name,
+                 extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(train_set)},
+                 progress=progress, desc="teacher")
+    # The teacher people distill from is the best validated one.
+    best = load_checkpoint(run.checkpoints / "best.pt")
+    teacher_path = run.path / "teacher.pt"
+    teacher_path.write_bytes((run.checkpoints / "best.pt").read_bytes())
+    metric = task.metric_name
+    summary = {
+        f"teacher_{metric}": best["metric"][metric],
+        f"final_teacher_{metric}": result.final_metric,
+        "best_iteration": result.best_iteration,
+        "iterations": result.iterations,
+        "wall_seconds": round(result.wall_seconds, 2),
+        "teacher_arch": tc.model.arch,
+        **{f"teacher_{k}": v for k, v in model_profile(model, train_set.info.input_shape).items()},
+        "teacher_checkpoint": str(teacher_path),
+        "seed": cfg.seed,
+        **provenance(),
+    }
+    run.write_summary(summary)
+    return summary
+
+
+def load_teacher(cfg: Config, dataset: ImageDataset, task, device) -> nn.Module:
+    path = cfg.teacher.checkpoint
+    if not path:
+        raise DfadError("no teacher checkpoint given; pass --teacher PATH (or teacher.checkpoint=PATH); "
+                        "train one with `dfad train-teacher --config CONFIG --out DIR`")
+    payload = load_checkpoint(path)
+    entry = pick_model_entry(payload, "teacher", path)
+    teacher = build_model_from_entry(entry, path).to(device)
+    check_model_outputs(teacher, task, dataset, f"teacher from {path}", device)
+    return teacher
+
+
+def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Data-free distillation: the student never sees a training image; the test split is only
+    used to report accuracy at validation time (and may be absent in real use)."""
+    device = setup(cfg)
+    task = TASKS.build(cfg.task)
+    test_set = load_split(cfg, train=False)
+    info = test_set.info
+    teacher = load_teacher(cfg, test_set, task, device)
+    run = RunDir(out, force=force)
+    run.write_config(cfg)
+    dc = cfg.distill
+    student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
+                          **dc.student.args).to(device)
+    check_model_outputs(student, task, test_set, f"student '{dc.student.arch}'", device)
+    generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,
+                            **dc.generator.args).to(device)
+    if dc.channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+    s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
+    g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
+    method = METHODS.build(
+        dc.method, teacher=teacher, student=student, generator=generator, task=task,
+        student_optimizer=s_opt, generator_optimizer=g_opt,
+        student_scheduler=build_scheduler(s_opt, dc.student_schedule, dc.iterations),
+        generator_scheduler=build_scheduler(g_opt, dc.generator_schedule, dc.iterations),
+        batch_size=dc.batch_size, nz=dc.nz, imitation_steps=dc.imitation_steps, device=device,
+        grid_size=dc.sample_grid_size, grid_seed=cfg.seed)
+    teacher_metric = evaluate(teacher, test_set, task, cfg.data.eval_batch_size, device)
+    result = fit(method, run, iterations=dc.iterations, val_every=dc.val_every, log_every=dc.log_every,
+                 validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
+                 metric_name=task.metric_name,
+                 extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(test_set)},
+                 sample_stats=(info.mean, info.std), progress=progress, desc=dc.method,
+                 time_limit_seconds=dc.time_limit_minutes * 60 if dc.time_limit_minutes else None)
+    metric = task.metric_name
+    summary = {
+        f"teacher_{metric}": teacher_metric,
+        f"student_{metric}": result.final_metric,
+        f"best_student_{metric}": result.best_metric,
+        "best_iteration": result.best_iteration,
+        "iterations": result.iterations,
+        "planned_iterations": dc.iterations,
+        "stopped_by_time_limit": result.stopped_by_time_limit,
+        "wall_seconds": round(result.wall_seconds, 2),
+        "seconds_per_iteration": round(result.wall_seconds / result.iterations, 4),
+        "method": dc.method,
+        "teacher_arch": teacher.dfad_spec["arch"],
+        "student_arch": dc.student.arch,
+        **{f"teacher_{k}": v for k, v in model_profile(teacher, info.input_shape).items()},
+        **{f"student_{k}": v for k, v in model_profile(student, info.input_shape).items()},
+        "generator_params": count_parameters(generator),
+        "teacher_checkpoint": str(cfg.teacher.checkpoint),
+        "seed": cfg.seed,
+        **provenance(),
+    }
+    run.write_summary(summary)
+    return summary
+
+
+def evaluate_checkpoint(cfg: Config, checkpoint: str | Path, role: str = "student") -> dict[str, Any]:
+    """The metric, size and FLOPs of one model in a checkpoint, on the config's test split."""
+    device = setup(cfg)
+    task = TASKS.build(cfg.task)
+    test_set = load_split(cfg, train=False)
+    payload = load_checkpoint(checkpoint)
+    entry = pick_model_entry(payload, role, checkpoint)
+    model = build_model_from_entry(entry, checkpoint).to(device)
+    check_model_outputs(model, task, test_set, f"model from {checkpoint}", device)
+    metric = evaluate(model, test_set, task, cfg.data.eval_batch_size, device, return_metric=True)
+    return {"checkpoint": str(checkpoint), "arch": entry["arch"], "dataset": test_set.info.name,
+            "samples": len(test_set), task.metric_name: metric.compute(),
+            **model_profile(model, test_set.info.input_shape)}

@@ -1,0 +1,31 @@
+"""Shared fixtures. Real datasets come from ../shared/data (prepared once per session) and tests
+that need them skip with a reason when it is absent."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DFAD_TEST_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's ~/.cache/dfad."""
+    monkeypatch.setenv("DFAD_CACHE", str(tmp_path_factory.getbasetemp() / "dfad-cache"))
+    monkeypatch.delenv("DFAD_DATA_ROOT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_data_root(tmp_path_factory) -> Path:
+    """The offline dataset copies unpacked with ../shared/data/prepare.sh (a few seconds)."""
+    script = SHARED_DATA / "prepare.sh"
+    if not script.exists():
+        pytest.skip(f"offline datasets not found at {SHARED_DATA} (set DFAD_TEST_SHARED_DATA to the folder "
+                    f"holding prepare.sh)")
+    dest = tmp_path_factory.mktemp("data")
+    subprocess.run(["bash", str(script), str(dest)], check=True, capture_output=True)
+    return dest
