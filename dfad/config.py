@@ -201,6 +201,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             raise DfadError(f"config: {path} must be an integer, got {value!r}")
         return int(value)
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise DfadError(f"config: {path} must be a number, got {value!r}")
         return float(value)

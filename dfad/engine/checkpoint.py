@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,13 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise DfadError(f"checkpoint {path} needs arbitrary code to load and was refused (weights_only=True); "
-                        f"re-save it as a state dict: torch.save(model.state_dict(), PATH)") from exc
+        needs_code = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if needs_code:
+            raise DfadError(f"checkpoint {path} needs arbitrary code to load ({needs_code.group(1)}) and was "
+                            f"refused (weights_only=True); re-save it as a state dict: "
+                            f"torch.save(model.state_dict(), PATH)") from exc
+        raise DfadError(f"checkpoint {path} is corrupt or not a PyTorch file (unreadable pickle); "
+                        f"re-create it or point to another file") from exc
     except Exception as exc:  # truncated or not a torch file at all
         raise DfadError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
                         f"re-create it or point to another file") from exc

@@ -1,0 +1,114 @@
+"""The command line, end to end, on the bundled digits (real code path, tiny budget)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfad.cli import main
+
+# Measured (150 DFAD iterations, 1 thread, seeds 0-3): student 0.938-0.955, teacher 0.973-0.978.
+# Chance is 0.10; the thresholds leave a wide margin for other machines and thread counts.
+MIN_TEACHER_ACCURACY = 0.93
+MIN_STUDENT_ACCURACY = 0.85
+
+
+def dfad(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "dfad", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    teacher = dfad("train-teacher", "--config", "digits", "--out", str(root / "teacher"), "--quiet",
+                   "teacher.iterations=300")
+    assert teacher.returncode == 0, teacher.stderr
+    student = dfad("distill", "--config", "digits", "--teacher", str(root / "teacher" / "teacher.pt"),
+                   "--out", str(root / "student"), "distill.iterations=150", "distill.val_every=50")
+    assert student.returncode == 0, student.stderr
+    return root, student
+
+
+def test_tiny_digits_distillation_beats_chance_by_far(digits_runs):
+    root, _ = digits_runs
+    summary = json.loads((root / "student" / "summary.json").read_text())
+    assert summary["teacher_accuracy"] >= MIN_TEACHER_ACCURACY
+    assert summary["student_accuracy"] >= MIN_STUDENT_ACCURACY
+    assert summary["best_student_accuracy"] >= summary["student_accuracy"]
+    assert summary["iterations"] == 150
+    assert summary["student_params"] < summary["teacher_params"]
+    for key in ("wall_seconds", "teacher_flops", "student_flops", "git_commit", "command", "machine"):
+        assert key in summary
+
+
+def test_run_folder_is_self_describing(digits_runs):
+    root, student = digits_runs
+    run = root / "student"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "iter_000050.png", "iter_000100.png", "iter_000150.png"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    validated = [r for r in records if "accuracy" in r]
+    assert [r["iteration"] for r in validated] == [50, 100, 150]
+    for r in records:
+        assert {"iteration", "student_loss", "generator_loss", "elapsed_seconds"} <= set(r)
+    elapsed = [r["elapsed_seconds"] for r in records]
+    assert elapsed == sorted(elapsed)
+    # The progress bar reports losses, the last accuracy and the rate.
+    assert "student_loss=" in student.stderr and "accuracy=" in student.stderr and "it/s" in student.stderr
+
+
+def test_evaluate_reproduces_the_final_accuracy(digits_runs):
+    root, _ = digits_runs
+    summary = json.loads((root / "student" / "summary.json").read_text())
+    result = dfad("evaluate", "--config", "digits", "--checkpoint", str(root / "student" / "checkpoints" / "last.pt"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["accuracy"] == pytest.approx(summary["student_accuracy"])
+    assert report["params"] == summary["student_params"] and report["samples"] == 450
+
+
+def test_existing_run_folder_is_not_overwritten(digits_runs, capsys):
+    root, _ = digits_runs
+    before = (root / "student" / "metrics.jsonl").read_bytes()
+    code = main(["distill", "--config", "digits", "--teacher", str(root / "teacher" / "teacher.pt"),
+                 "--out", str(root / "student")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "already holds a run" in err and "--force" in err
+    assert (root / "student" / "metrics.jsonl").read_bytes() == before
+
+
+def test_errors_are_one_line_with_nonzero_exit(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    cases = [
+        (["distill", "--config", "digits", "--teacher", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "a")],
+         "does not exist"),
+        (["distill", "--config", "digits", "--teacher", str(corrupt), "--out", str(tmp_path / "b")],
+         "corrupt or not a PyTorch file"),
+        (["train-teacher", "--config", "mnist", "--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "c")],
+         "MNIST not found: expected train-images-idx3-ubyte"),
+        (["distill", "--config", "digits", "--out", str(tmp_path / "d")], "no teacher checkpoint given"),
+        (["distill", "--config", "digits", "--out", str(tmp_path / "e"), "distill.imitation_steps=0"],
+         "distill.imitation_steps must be positive"),
+    ]
+    for argv, message in cases:
+        result = dfad(*argv)
+        assert result.returncode == 2, argv
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_help_lists_every_subcommand():
+    result = dfad("--help")
+    assert result.returncode == 0
+    for command in ("demo", "train-teacher", "distill", "evaluate"):
+        assert command in result.stdout

@@ -1,0 +1,85 @@
+"""Configs: YAML + overrides into validated dataclasses, with errors that name the fix."""
+from __future__ import annotations
+
+import pytest
+
+from dfad.config import Config, load_config, parse_override, resolve_config_path
+from dfad.errors import DfadError
+
+
+def test_shipped_mnist_config_is_the_paper_recipe():
+    cfg = load_config("mnist")
+    assert cfg.data.name == "mnist" and cfg.data.image_size == 32
+    assert cfg.data.mean == [0.1307] and cfg.data.std == [0.3081]
+    assert cfg.teacher.model.arch == "lenet5" and cfg.distill.student.arch == "lenet5_half"
+    assert cfg.distill.generator.arch == "generator_a" and cfg.distill.nz == 100
+    d = cfg.distill
+    assert (d.batch_size, d.imitation_steps, d.val_every, d.iterations) == (512, 5, 50, 2000)
+    s, g = d.student_optimizer, d.generator_optimizer
+    assert (s.name, s.lr, s.momentum, s.weight_decay) == ("sgd", 0.01, 0.9, 1e-4)
+    assert (g.name, g.lr) == ("adam", 1e-3)
+
+
+def test_yaml_only_states_what_differs(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("distill:\n  batch_size: 64\n")
+    cfg = load_config(str(path))
+    assert cfg.distill.batch_size == 64
+    assert cfg.distill.imitation_steps == Config().distill.imitation_steps
+    assert cfg.distill.student_optimizer == Config().distill.student_optimizer
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config("digits", ["distill.iterations=7", "distill.student_optimizer.lr=0.5",
+                                 "distill.student.args.width=4", "data.mean=[0.5]", "data.std=[0.25]",
+                                 "distill.student_schedule.name=multistep", "distill.student_schedule.milestones=[3,5]"])
+    assert cfg.distill.iterations == 7
+    assert cfg.distill.student_optimizer.lr == 0.5
+    assert cfg.distill.student.args == {"width": 4} and cfg.distill.student.arch == "convnet"
+    assert cfg.data.mean == [0.5]
+    assert cfg.distill.student_schedule.milestones == [3, 5]
+
+
+def test_a_new_model_replaces_the_default_arguments():
+    cfg = load_config("digits", ["teacher.model={arch: lenet5}"])
+    assert cfg.teacher.model.arch == "lenet5" and cfg.teacher.model.args == {}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("distill.batch_sise=3", "unknown key 'distill.batch_sise' (did you mean 'batch_size'?)"),
+    ("distill.batch_size=-1", "distill.batch_size must be positive, got -1"),
+    ("distill.imitation_steps=0", "distill.imitation_steps must be positive, got 0"),
+    ("distill.batch_size=1.5", "distill.batch_size must be an integer"),
+    ("distill.student.arch=lenet6", "unknown model 'lenet6' (did you mean 'lenet5'?)"),
+    ("data.name=mnits", "unknown dataset 'mnits' (did you mean 'mnist'?)"),
+    ("distill.method=dfda", "unknown method 'dfda' (did you mean 'dfad'?)"),
+    ("distill.student_optimizer.name=adm", "must be 'sgd' or 'adam', got 'adm' (did you mean 'adam'?)"),
+    ("distill.student_schedule.name=cosin", "(did you mean 'cosine'?)"),
+    ("data.download=maybe", "data.download must be true or false"),
+    ("data.mean=[0.5]", "give both data.mean and data.std"),
+    ("device=tpu", "device must be 'cpu' or 'cuda[:N]'"),
+    ("distill", "is not of the form key=value"),
+])
+def test_bad_values_are_rejected_with_the_fix(override, message):
+    with pytest.raises(DfadError) as info:
+        load_config("digits", [override])
+    assert message in str(info.value)
+
+
+def test_unknown_config_name_suggests_shipped_ones():
+    with pytest.raises(DfadError, match="did you mean 'mnist'"):
+        resolve_config_path("mnsit")
+
+
+def test_override_values_are_yaml():
+    assert parse_override("a.b=0.5") == ("a.b", 0.5)
+    assert load_config("digits", ["distill.student_optimizer.lr=1e-3"]).distill.student_optimizer.lr == 1e-3
+    assert parse_override("a=null") == ("a", None)
+    assert parse_override("a=some/path") == ("a", "some/path")
+
+
+def test_bad_yaml_file_is_reported(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("distill: [unclosed\n")
+    with pytest.raises(DfadError, match="is not valid YAML"):
+        load_config(str(path))

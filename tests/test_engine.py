@@ -1,0 +1,85 @@
+"""The shared loop and checkpoints: validation cadence, time limits, divergence, safe loading."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dfad.engine import RunDir, build_model_from_entry, fit, load_checkpoint, model_entry, save_checkpoint
+from dfad.engine.checkpoint import pick_model_entry
+from dfad.errors import DfadError
+from dfad.methods import Method
+from dfad.models import build_model
+
+
+class ScriptedMethod(Method):
+    """Returns losses from a list: lets the loop be tested without training anything."""
+
+    def __init__(self, losses):
+        self.model = build_model("convnet", num_classes=10, in_channels=1, width=2)
+        self.losses = iter(losses)
+        self.evaluated = self.model
+        self.models = {"student": self.model}
+        opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.optimizers = {"student": opt}
+        self.schedulers = {"student": torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)}
+
+    def step(self):
+        self.optimizers["student"].step()  # no gradients: changes nothing, keeps the scheduler order valid
+        return {"student_loss": next(self.losses)}
+
+
+def test_fit_validates_on_cadence_and_keeps_the_best(tmp_path):
+    scores = iter([0.5, 0.9, 0.7])
+    result = fit(ScriptedMethod([1.0] * 6), RunDir(tmp_path), iterations=6, val_every=2, log_every=1,
+                 validate=lambda m: next(scores), progress=False)
+    assert (result.best_metric, result.best_iteration, result.final_metric) == (0.9, 4, 0.7)
+    assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["iteration"] == 4
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == 6
+    assert [r["lr_student"] for r in result.history] == [0.1, 0.05, 0.05, 0.025, 0.025, 0.0125]
+
+
+def test_divergence_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path):
+    method = ScriptedMethod([1.0, 1.0, math.nan])
+    with pytest.raises(DfadError, match=r"student_loss became nan at iteration 3: the run diverged; lower the "
+                                        r"learning rates .*last good checkpoint is"):
+        fit(method, RunDir(tmp_path), iterations=5, val_every=2, validate=lambda m: 0.5, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == 2
+
+
+def test_time_limit_ends_the_run_validated_and_checkpointed(tmp_path):
+    result = fit(ScriptedMethod([1.0] * 100), RunDir(tmp_path), iterations=100, val_every=50,
+                 validate=lambda m: 0.5, progress=False, time_limit_seconds=0.0)
+    assert result.stopped_by_time_limit and result.iterations == 1
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == 1
+
+
+def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
+    model = build_model("lenet5_half", num_classes=10, in_channels=1)
+    save_checkpoint({"models": {"student": model_entry(model)}}, tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt.tmp").exists()
+    payload = load_checkpoint(tmp_path / "c.pt")
+    rebuilt = build_model_from_entry(pick_model_entry(payload, "student", "c.pt"), "c.pt")
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(rebuilt(x), model(x))
+
+
+def test_checkpoint_of_another_architecture_is_explained(tmp_path):
+    model = build_model("lenet5", num_classes=10, in_channels=1)
+    entry = model_entry(model)
+    entry["arch"] = "lenet5_half"
+    save_checkpoint({"models": {"teacher": entry}}, tmp_path / "c.pt")
+    with pytest.raises(DfadError, match=r"does not fit architecture 'lenet5_half'.*shape mismatch: "
+                                        r"features.0.weight \(6, 1, 5, 5\) vs \(3, 1, 5, 5\)"):
+        build_model_from_entry(load_checkpoint(tmp_path / "c.pt")["models"]["teacher"], tmp_path / "c.pt")
+
+
+def test_checkpoints_needing_code_are_refused(tmp_path):
+    torch.save(nn.Linear(2, 2), tmp_path / "module.pt")  # a pickled module, not a state dict
+    with pytest.raises(DfadError, match=r"needs arbitrary code to load \(torch.nn.modules.linear.Linear\) and was refused"):
+        load_checkpoint(tmp_path / "module.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(DfadError, match="is not a dfad checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")

@@ -1,0 +1,67 @@
+"""Registries build models by name; model sizes match the paper's."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dfad.data import DATASETS
+from dfad.errors import DfadError
+from dfad.methods import METHODS
+from dfad.models import MODELS, build_model, count_flops, count_parameters
+from dfad.registry import Registry
+
+
+def test_registry_suggests_the_nearest_name():
+    with pytest.raises(DfadError, match="unknown model 'lenet5half' \\(did you mean 'lenet5_half'\\?\\)"):
+        MODELS.get("lenet5half")
+
+
+def test_registry_rejects_duplicates_and_bad_arguments():
+    reg = Registry("thing")
+    reg.register("a")(lambda: 1)
+    with pytest.raises(ValueError):
+        reg.register("a")(lambda: 2)
+    with pytest.raises(DfadError, match="cannot build model 'lenet5' with arguments"):
+        MODELS.build("lenet5", widht=3)
+
+
+def test_registries_hold_the_shipped_names():
+    assert {"lenet5", "lenet5_half", "convnet", "generator_a"} <= set(MODELS.names())
+    assert {"digits", "mnist", "fashion_mnist"} <= set(DATASETS.names())
+    assert {"dfad", "supervised"} <= set(METHODS.names())
+
+
+def test_lenet_sizes_match_the_paper():
+    # Paper: ~433K / ~139K multiply-accumulates per 32x32 image (it also counts pooling and biases);
+    # convolutions and linear layers alone measure 416,520 and 133,740 MACs.
+    teacher, student = build_model("lenet5"), build_model("lenet5_half")
+    assert count_flops(teacher, (1, 32, 32)) == 2 * 416_520
+    assert count_flops(student, (1, 32, 32)) == 2 * 133_740
+    assert count_parameters(teacher) == 61_706 and count_parameters(student) == 15_738
+    assert teacher(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
+
+
+def test_lenet_rejects_other_sizes_clearly():
+    with pytest.raises(ValueError, match="32x32"):
+        build_model("lenet5")(torch.zeros(1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("size, channels", [(8, 1), (32, 1), (32, 3)])
+def test_generator_a_shapes_and_normalised_output(size, channels):
+    torch.manual_seed(0)
+    g = build_model("generator_a", nz=20, ngf=8, channels=channels, image_size=size)
+    x = g(torch.randn(64, 20))
+    assert x.shape == (64, channels, size, size)
+    # The final affine-free BatchNorm standardises every channel over the batch.
+    assert x.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-2
+    assert g.dfad_spec == {"arch": "generator_a", "args": {"nz": 20, "ngf": 8, "channels": channels, "image_size": size}}
+
+
+def test_generator_a_channels_last_is_the_same_function():
+    torch.manual_seed(0)
+    g = build_model("generator_a", nz=20, ngf=16, channels=1, image_size=32)
+    z = torch.randn(16, 20)
+    plain = g(z)
+    fast = g.to(memory_format=torch.channels_last)(z)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
