@@ -32,7 +32,7 @@ def format_table(summary: dict[str, Any], teacher_seconds: float, teacher_cached
     t_acc, s_acc = summary["teacher_accuracy"], summary["student_accuracy"]
     rows = [
         ("", "teacher", "student"),
-        ("model", f"{summary['teacher_arch']}", f"{summary['student_arch']}"),
+        ("model", summary["teacher_model"], summary["student_model"]),
         ("test accuracy", f"{t_acc:.4f}", f"{s_acc:.4f}"),
         ("parameters", f"{summary['teacher_params']:,}", f"{summary['student_params']:,}"),
         ("MACs / image", _si(summary["teacher_macs"]), _si(summary["student_macs"])),

@@ -19,7 +19,7 @@ from .engine.checkpoint import pick_model_entry
 from .engine.optim import build_optimizer, build_scheduler
 from .errors import DfadError
 from .methods import METHODS
-from .models import build_model, count_flops, count_parameters
+from .models import build_model, count_flops, count_parameters, describe_model
 from .provenance import provenance
 from .tasks import TASKS
 
@@ -104,6 +104,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress
         "iterations": result.iterations,
         "wall_seconds": round(result.wall_seconds, 2),
         "teacher_arch": tc.model.arch,
+        "teacher_model": describe_model(model),
         **{f"teacher_{k}": v for k, v in model_profile(model, train_set.info.input_shape).items()},
         "teacher_checkpoint": str(teacher_path),
         "seed": cfg.seed,
@@ -173,6 +174,9 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool
         "method": dc.method,
         "teacher_arch": teacher.dfad_spec["arch"],
         "student_arch": dc.student.arch,
+        "teacher_model": describe_model(teacher),
+        "student_model": describe_model(student),
+        "generator_model": describe_model(generator),
         **{f"teacher_{k}": v for k, v in model_profile(teacher, info.input_shape).items()},
         **{f"student_{k}": v for k, v in model_profile(student, info.input_shape).items()},
         "generator_params": count_parameters(generator),

@@ -50,7 +50,8 @@ def test_tiny_digits_distillation_beats_chance_by_far(digits_runs):
 def test_run_folder_is_self_describing(digits_runs):
     root, student = digits_runs
     run = root / "student"
-    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+    for name in ("config.yaml", "metrics.jsonl", "curve.csv", "summary.json", "checkpoints/best.pt",
+                 "checkpoints/last.pt"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
         "iter_000050.png", "iter_000100.png", "iter_000150.png"]
@@ -61,6 +62,8 @@ def test_run_folder_is_self_describing(digits_runs):
         assert {"iteration", "student_loss", "generator_loss", "elapsed_seconds"} <= set(r)
     elapsed = [r["elapsed_seconds"] for r in records]
     assert elapsed == sorted(elapsed)
+    curve = (run / "curve.csv").read_text().splitlines()
+    assert curve[0].startswith("iteration,elapsed_seconds,accuracy") and len(curve) == 4
     # The progress bar reports losses, the last accuracy and the rate.
     assert "student_loss=" in student.stderr and "accuracy=" in student.stderr and "it/s" in student.stderr
 

@@ -90,6 +90,7 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
             result.stopped_by_time_limit = True
             break
     bar.close()
+    run.write_curve(result.history, metric_name)
 
     result.final_metric = last_metric
     result.iterations = iteration

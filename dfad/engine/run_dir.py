@@ -2,6 +2,7 @@
 sample-image grids and summary.json."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -45,6 +46,19 @@ class RunDir:
         path = self.samples / f"iter_{iteration:06d}.png"
         pictures = denormalize(images.detach().float().cpu(), mean, std).clamp(0, 1)
         save_image(pictures, path, nrow=int(math.ceil(math.sqrt(len(pictures)))), padding=1)
+        return path
+
+    def write_curve(self, history: list[dict[str, Any]], metric_name: str) -> Path:
+        """curve.csv: the validation metric against iterations and wall time."""
+        path = self.path / "curve.csv"
+        rows = [r for r in history if r.get(metric_name) is not None]
+        loss_keys = [k for k in (rows[0] if rows else {}) if k.endswith("loss")]
+        columns = ["iteration", "elapsed_seconds", metric_name, *loss_keys]
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for r in rows:
+                writer.writerow([r.get(c) for c in columns])
         return path
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
