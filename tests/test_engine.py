@@ -83,3 +83,23 @@ def test_checkpoints_needing_code_are_refused(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
     with pytest.raises(DfadError, match="is not a dfad checkpoint"):
         load_checkpoint(tmp_path / "plain.pt")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("none", [1.0, 1.0, 1.0, 1.0]),
+    ("step", [1.0, 1.0, 0.5, 0.5]),           # step_size 2: iterations 3-4 run at the decayed rate
+    ("multistep", [1.0, 1.0, 1.0, 0.5]),      # milestones [3]: decay once 3 iterations are done
+    ("cosine", [1.0, 0.8535534, 0.5, 0.1464466]),
+])
+def test_schedules_count_iterations(name, expected):
+    from dfad.config import OptimizerConfig, ScheduleConfig
+    from dfad.engine.optim import build_optimizer, build_scheduler
+
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimizerConfig("sgd", lr=1.0))
+    sched = build_scheduler(opt, ScheduleConfig(name, step_size=2, milestones=[3], gamma=0.5), total_iterations=4)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx(expected)

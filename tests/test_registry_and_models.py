@@ -65,3 +65,31 @@ def test_generator_a_channels_last_is_the_same_function():
     plain = g(z)
     fast = g.to(memory_format=torch.channels_last)(z)
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_generator_fast_inference_path_is_the_same_function(channels_last):
+    """Without autograd the upsample+conv layers run as sub-pixel 2x2 convolutions: same outputs."""
+    torch.manual_seed(0)
+    g = build_model("generator_a", nz=20, ngf=16, channels=3, image_size=32)
+    if channels_last:
+        g = g.to(memory_format=torch.channels_last)
+    z = torch.randn(8, 20)
+    reference = g(z)  # autograd on: nearest upsampling + 3x3 convolution
+    with torch.no_grad():
+        fast = g(z)
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-4)
+    assert fast.is_contiguous(memory_format=torch.channels_last) or not channels_last
+
+
+def test_nearest_up_conv_matches_upsample_then_conv():
+    from dfad.models.generators import NearestUpConv2d
+
+    torch.manual_seed(0)
+    layer = NearestUpConv2d(5, 7)
+    x = torch.randn(3, 5, 6, 4)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2), layer.weight,
+                                          layer.bias, padding=1)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer(x), expected)
