@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .config import Config, config_to_dict
-from .data import DATASETS, ImageDataset, resolve_data_root
+from .data import DATASETS, DatasetInfo, ImageDataset, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
 from .engine.checkpoint import pick_model_entry
 from .engine.optim import build_optimizer, build_scheduler
@@ -50,19 +50,19 @@ def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, i
     return {"params": count_parameters(model), "flops": flops, "macs": flops // 2}
 
 
-def check_model_outputs(model: nn.Module, task, dataset: ImageDataset, who: str, device) -> None:
+def check_model_outputs(model: nn.Module, task, info: DatasetInfo, who: str, device) -> None:
     """A dry forward pass on two inputs of the data's shape, with clear errors."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros(2, *dataset.info.input_shape, device=device))
+            out = model(torch.zeros(2, *info.input_shape, device=device))
     except Exception as exc:
-        raise DfadError(f"{who} cannot take inputs of shape {dataset.info.input_shape} from dataset "
-                        f"'{dataset.info.name}': {exc}") from exc
+        raise DfadError(f"{who} cannot take inputs of shape {info.input_shape} from dataset "
+                        f"'{info.name}': {exc}") from exc
     finally:
         model.train(was_training)
-    task.check_outputs(out, dataset.info.num_classes, who)
+    task.check_outputs(out, info.num_classes, who)
 
 
 def _data_facts(dataset: ImageDataset) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress
     tc = cfg.teacher
     model = build_model(tc.model.arch, num_classes=train_set.info.num_classes,
                         in_channels=train_set.info.channels, **tc.model.args).to(device)
-    check_model_outputs(model, task, train_set, f"teacher '{tc.model.arch}'", device)
+    check_model_outputs(model, task, train_set.info, f"teacher '{tc.model.arch}'", device)
     optimizer = build_optimizer(model.parameters(), tc.optimizer)
     scheduler = build_scheduler(optimizer, tc.schedule, tc.iterations)
     loader = train_set.loader(tc.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed))
@@ -122,8 +122,29 @@ def load_teacher(cfg: Config, dataset: ImageDataset, task, device) -> nn.Module:
     payload = load_checkpoint(path)
     entry = pick_model_entry(payload, "teacher", path)
     teacher = build_model_from_entry(entry, path).to(device)
-    check_model_outputs(teacher, task, dataset, f"teacher from {path}", device)
+    check_model_outputs(teacher, task, dataset.info, f"teacher from {path}", device)
     return teacher
+
+
+def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task, device):
+    """The configured method (DFAD by default) with a fresh student, generator and their optimisers."""
+    dc = cfg.distill
+    student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
+                          **dc.student.args).to(device)
+    check_model_outputs(student, task, info, f"student '{dc.student.arch}'", device)
+    generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,
+                            **dc.generator.args).to(device)
+    if dc.channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+    s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
+    g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
+    return METHODS.build(
+        dc.method, teacher=teacher, student=student, generator=generator, task=task,
+        student_optimizer=s_opt, generator_optimizer=g_opt,
+        student_scheduler=build_scheduler(s_opt, dc.student_schedule, dc.iterations),
+        generator_scheduler=build_scheduler(g_opt, dc.generator_schedule, dc.iterations),
+        batch_size=dc.batch_size, nz=dc.nz, imitation_steps=dc.imitation_steps, device=device,
+        grid_size=dc.sample_grid_size, grid_seed=cfg.seed)
 
 
 def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -137,22 +158,8 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool
     run = RunDir(out, force=force)
     run.write_config(cfg)
     dc = cfg.distill
-    student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
-                          **dc.student.args).to(device)
-    check_model_outputs(student, task, test_set, f"student '{dc.student.arch}'", device)
-    generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,
-                            **dc.generator.args).to(device)
-    if dc.channels_last:
-        generator = generator.to(memory_format=torch.channels_last)
-    s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
-    g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
-    method = METHODS.build(
-        dc.method, teacher=teacher, student=student, generator=generator, task=task,
-        student_optimizer=s_opt, generator_optimizer=g_opt,
-        student_scheduler=build_scheduler(s_opt, dc.student_schedule, dc.iterations),
-        generator_scheduler=build_scheduler(g_opt, dc.generator_schedule, dc.iterations),
-        batch_size=dc.batch_size, nz=dc.nz, imitation_steps=dc.imitation_steps, device=device,
-        grid_size=dc.sample_grid_size, grid_seed=cfg.seed)
+    method = build_distillation(cfg, teacher, info, task, device)
+    student, generator = method.student, method.generator
     teacher_metric = evaluate(teacher, test_set, task, cfg.data.eval_batch_size, device)
     result = fit(method, run, iterations=dc.iterations, val_every=dc.val_every, log_every=dc.log_every,
                  validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
@@ -196,7 +203,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str | Path, role: str = "studen
     payload = load_checkpoint(checkpoint)
     entry = pick_model_entry(payload, role, checkpoint)
     model = build_model_from_entry(entry, checkpoint).to(device)
-    check_model_outputs(model, task, test_set, f"model from {checkpoint}", device)
+    check_model_outputs(model, task, test_set.info, f"model from {checkpoint}", device)
     metric = evaluate(model, test_set, task, cfg.data.eval_batch_size, device, return_metric=True)
     return {"checkpoint": str(checkpoint), "arch": entry["arch"], "dataset": test_set.info.name,
             "samples": len(test_set), task.metric_name: metric.compute(),
