@@ -91,6 +91,7 @@ class DistillConfig:
     log_every: int = 10
     sample_grid_size: int = 64  # generated images saved per validation
     time_limit_minutes: Optional[float] = None  # stop early (validated, checkpointed) after this much wall time
+    stop_at_metric: Optional[float] = None  # stop at the first validation that reaches this metric
     # channels_last halves the generator's convolution time on CPU (same math up to float rounding).
     channels_last: bool = True
 

@@ -166,7 +166,8 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool
                  metric_name=task.metric_name,
                  extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(test_set)},
                  sample_stats=(info.mean, info.std), progress=progress, desc=dc.method,
-                 time_limit_seconds=dc.time_limit_minutes * 60 if dc.time_limit_minutes else None)
+                 time_limit_seconds=dc.time_limit_minutes * 60 if dc.time_limit_minutes else None,
+                 stop_at_metric=dc.stop_at_metric)
     metric = task.metric_name
     summary = {
         f"teacher_{metric}": teacher_metric,
@@ -176,6 +177,7 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool
         "iterations": result.iterations,
         "planned_iterations": dc.iterations,
         "stopped_by_time_limit": result.stopped_by_time_limit,
+        "stopped_at_target": result.stopped_at_target,
         "wall_seconds": round(result.wall_seconds, 2),
         "seconds_per_iteration": round(result.wall_seconds / result.iterations, 4),
         "method": dc.method,

@@ -56,6 +56,13 @@ def test_time_limit_ends_the_run_validated_and_checkpointed(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == 1
 
 
+def test_stop_at_metric_ends_the_run_at_the_first_validation_reaching_it(tmp_path):
+    scores = iter([0.5, 0.97, 0.99, 0.995])
+    result = fit(ScriptedMethod([1.0] * 8), RunDir(tmp_path), iterations=8, val_every=2, validate=lambda m: next(scores),
+                 progress=False, stop_at_metric=0.98)
+    assert result.stopped_at_target and result.iterations == 6 and result.final_metric == 0.99
+
+
 def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
     model = build_model("lenet5_half", num_classes=10, in_channels=1)
     save_checkpoint({"models": {"student": model_entry(model)}}, tmp_path / "c.pt")

@@ -26,6 +26,7 @@ class FitResult:
     iterations: int = 0
     wall_seconds: float = 0.0
     stopped_by_time_limit: bool = False
+    stopped_at_target: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -36,13 +37,14 @@ def _fmt(value: Optional[float]) -> str:
 def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_every: int = 10,
         validate: Optional[Callable[[nn.Module], float]] = None, metric_name: str = "accuracy",
         extra_checkpoint: Optional[dict[str, Any]] = None, sample_stats: Optional[tuple[Sequence[float], Sequence[float]]] = None,
-        progress: bool = True, desc: str = "train", time_limit_seconds: Optional[float] = None) -> FitResult:
+        progress: bool = True, desc: str = "train", time_limit_seconds: Optional[float] = None,
+        stop_at_metric: Optional[float] = None) -> FitResult:
     """Run `method.step()` `iterations` times.
 
     Every `val_every` iterations (and at the end): validate `method.evaluated`, save a sample
     grid, write checkpoints/last.pt and, on a new best metric, checkpoints/best.pt.
     With `time_limit_seconds`, the run ends (validated and checkpointed) at the first iteration
-    past the limit.
+    past the limit; with `stop_at_metric`, at the first validation reaching it.
     """
     result = FitResult()
     start = time.perf_counter()
@@ -88,6 +90,9 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
                         refresh=False)
         if out_of_time:
             result.stopped_by_time_limit = True
+            break
+        if stop_at_metric is not None and metric_name in record and last_metric >= stop_at_metric:
+            result.stopped_at_target = True
             break
     bar.close()
     run.write_curve(result.history, metric_name)
