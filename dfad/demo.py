@@ -16,8 +16,8 @@ DEMO_CONFIG = "digits"
 
 def cached_teacher_dir(cfg) -> Path:
     """Teachers are cached by everything that shapes them (data, model, training, seed)."""
-    key = json.dumps({"data": config_to_dict(cfg)["data"], "teacher": config_to_dict(cfg)["teacher"],
-                      "seed": cfg.seed}, sort_keys=True)
+    resolved = config_to_dict(cfg)
+    key = json.dumps({"data": resolved["data"], "teacher": resolved["teacher"], "seed": cfg.seed}, sort_keys=True)
     return default_cache_dir() / "teachers" / f"{cfg.data.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

@@ -1,6 +1,7 @@
 """Where a result came from: command, git commit, machine and library versions."""
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 import subprocess
@@ -33,11 +34,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance() -> dict:
-    import os
+def command_line() -> str:
+    """The command as a user would retype it."""
+    program = sys.argv[0]
+    if program.endswith("dfad"):
+        program = "dfad"
+    elif program.endswith("__main__.py"):
+        program = "python -m dfad"
+    else:
+        program = f"python {program}"
+    return " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
 
+
+def provenance() -> dict:
     return {
-        "command": " ".join(shlex.quote(a) for a in ["dfad" if sys.argv[0].endswith("dfad") else sys.argv[0], *sys.argv[1:]]),
+        "command": command_line(),
         "git_commit": git_commit(),
         "machine": {
             "cpu": cpu_model(),
