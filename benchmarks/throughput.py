@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    origin = provenance()
     cfg, method = build(args.task, args.batch_size)
     plain = make_plain(method, cfg)
     dc = cfg.distill
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         "plain_times": plain_times, "ours_times": ours_times,
         "plain_gflop_per_iteration": flops / 1e9, "matmul_gflops": peak,
         "ours_effective_gflops": effective, "fraction_of_matmul_peak": effective / peak,
-        "speedup": plain_s / ours_s, **provenance(),
+        "speedup": plain_s / ours_s, **origin,
     }
     print(f"plain: {plain_s:.3f} s/it   ours: {ours_s:.3f} s/it")
     print(f"matmul fp32: {peak:.1f} GFLOP/s   ours effective: {effective:.1f} GFLOP/s "

@@ -73,6 +73,7 @@ def _data_facts(dataset: ImageDataset) -> dict[str, Any]:
 
 def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Supervised training of `cfg.teacher.model` on the training split; writes OUT/teacher.pt."""
+    origin = provenance()  # at the start: the working tree may change while the run goes on
     device = setup(cfg)
     task = TASKS.build(cfg.task)
     train_set, test_set = load_split(cfg, train=True), load_split(cfg, train=False)
@@ -108,7 +109,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress
         **{f"teacher_{k}": v for k, v in model_profile(model, train_set.info.input_shape).items()},
         "teacher_checkpoint": str(teacher_path),
         "seed": cfg.seed,
-        **provenance(),
+        **origin,
     }
     run.write_summary(summary)
     return summary
@@ -150,6 +151,7 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
 def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Data-free distillation: the student never sees a training image; the test split is only
     used to report accuracy at validation time (and may be absent in real use)."""
+    origin = provenance()  # at the start: the working tree may change while the run goes on
     device = setup(cfg)
     task = TASKS.build(cfg.task)
     test_set = load_split(cfg, train=False)
@@ -191,7 +193,7 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool
         "generator_params": count_parameters(generator),
         "teacher_checkpoint": str(cfg.teacher.checkpoint),
         "seed": cfg.seed,
-        **provenance(),
+        **origin,
     }
     run.write_summary(summary)
     return summary
