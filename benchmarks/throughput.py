@@ -64,7 +64,7 @@ def make_plain(method, cfg):
     generator = copy.deepcopy(method.generator).to(memory_format=torch.contiguous_format)
     for m in generator.modules():
         if isinstance(m, NearestUpConv2d):
-            m.subpixel_inference = False
+            m.subpixel = False
     teacher.eval(), student.train(), generator.train()
     dc = cfg.distill
     s_opt = build_optimizer(student.parameters(), dc.student_optimizer)

@@ -67,29 +67,51 @@ def test_generator_a_channels_last_is_the_same_function():
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
 
 
+def _use_subpixel(generator, flag: bool):
+    from dfad.models.generators import NearestUpConv2d
+
+    for m in generator.modules():
+        if isinstance(m, NearestUpConv2d):
+            m.subpixel = flag
+    return generator
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_generator_fast_inference_path_is_the_same_function(channels_last):
-    """Without autograd the upsample+conv layers run as sub-pixel 2x2 convolutions: same outputs."""
+def test_generator_subpixel_path_is_the_same_function_and_gradient(channels_last):
+    """The upsample+conv layers run as sub-pixel 2x2 convolutions: same outputs, same gradients.
+
+    In float64, so that the comparison sees the formulation, not float32 rounding (conv biases that
+    BatchNorm cancels have gradients that are pure rounding noise).
+    """
     torch.manual_seed(0)
-    g = build_model("generator_a", nz=20, ngf=16, channels=3, image_size=32)
+    g = build_model("generator_a", nz=20, ngf=16, channels=3, image_size=32).double()
     if channels_last:
         g = g.to(memory_format=torch.channels_last)
-    z = torch.randn(8, 20)
-    reference = g(z)  # autograd on: nearest upsampling + 3x3 convolution
+    z = torch.randn(8, 20, dtype=torch.double)
+    upstream = torch.randn(8, 3, 32, 32, dtype=torch.double)
+    results = {}
+    for flag in (False, True):
+        out = _use_subpixel(g, flag)(z)
+        grads = torch.autograd.grad((out * upstream).sum(), list(g.parameters()))
+        results[flag] = (out, grads)
+    torch.testing.assert_close(results[True][0], results[False][0])
+    for fast, plain in zip(results[True][1], results[False][1]):
+        torch.testing.assert_close(fast, plain, rtol=1e-7, atol=1e-9)
     with torch.no_grad():
-        fast = g(z)
-    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-4)
-    assert fast.is_contiguous(memory_format=torch.channels_last) or not channels_last
+        torch.testing.assert_close(_use_subpixel(g, True)(z), results[False][0])
 
 
-def test_nearest_up_conv_matches_upsample_then_conv():
+def test_nearest_up_conv_matches_upsample_then_conv_in_value_and_gradient():
     from dfad.models.generators import NearestUpConv2d
 
     torch.manual_seed(0)
-    layer = NearestUpConv2d(5, 7)
-    x = torch.randn(3, 5, 6, 4)
+    layer = NearestUpConv2d(5, 7).double()
+    x = torch.randn(3, 5, 6, 4, dtype=torch.double, requires_grad=True)
+    params = (x, layer.weight, layer.bias)
+    out = layer(x)
     expected = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2), layer.weight,
                                           layer.bias, padding=1)
-    with torch.no_grad():
-        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(out, expected)
+    upstream = torch.randn_like(out)
+    for fast, plain in zip(torch.autograd.grad(out, params, upstream), torch.autograd.grad(expected, params, upstream)):
+        torch.testing.assert_close(fast, plain)
