@@ -94,6 +94,9 @@ class DistillConfig:
     stop_at_metric: Optional[float] = None  # stop at the first validation that reaches this metric
     # channels_last halves the generator's convolution time on CPU (same math up to float rounding).
     channels_last: bool = True
+    # torch.compile the generator (per-tap upsample+conv fused by Inductor): ~1.5x faster generator
+    # steps on CPU after a one-off compilation of tens of seconds, so worth it for long runs only.
+    compile: bool = False
 
 
 @dataclass
@@ -102,6 +105,8 @@ class Config:
     seed: int = 0
     device: str = "cpu"
     threads: Optional[int] = None  # torch.set_num_threads; None keeps torch's default
+    # Keep freed memory for reuse (glibc): avoids re-faulting large activations every step.
+    memory_reuse: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)

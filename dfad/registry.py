@@ -48,7 +48,9 @@ class Registry:
         try:
             return factory(**kwargs)
         except TypeError as exc:  # wrong keyword for this factory
-            raise DfadError(f"cannot build {self.kind} '{name}' with arguments {kwargs}: {exc}") from exc
+            shown = {k: v if isinstance(v, (int, float, str, bool, type(None))) else type(v).__name__
+                     for k, v in kwargs.items()}
+            raise DfadError(f"cannot build {self.kind} '{name}' with arguments {shown}: {exc}") from exc
 
     def names(self) -> list[str]:
         return sorted(self._factories)

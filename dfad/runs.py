@@ -16,6 +16,8 @@ from .config import Config, config_to_dict
 from .data import DATASETS, DatasetInfo, ImageDataset, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
 from .engine.checkpoint import pick_model_entry
+from .engine import runtime
+from .engine.compile import compile_generator
 from .engine.optim import build_optimizer, build_scheduler
 from .errors import DfadError
 from .methods import METHODS
@@ -29,8 +31,7 @@ def setup(cfg: Config) -> torch.device:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    runtime.configure(cfg.threads, cfg.memory_reuse)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DfadError(f"device '{cfg.device}' requested but CUDA is not available; use device=cpu")
     return torch.device(cfg.device)
@@ -139,13 +140,14 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
         generator = generator.to(memory_format=torch.channels_last)
     s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
     g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
+    extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
     return METHODS.build(
         dc.method, teacher=teacher, student=student, generator=generator, task=task,
         student_optimizer=s_opt, generator_optimizer=g_opt,
         student_scheduler=build_scheduler(s_opt, dc.student_schedule, dc.iterations),
         generator_scheduler=build_scheduler(g_opt, dc.generator_schedule, dc.iterations),
         batch_size=dc.batch_size, nz=dc.nz, imitation_steps=dc.imitation_steps, device=device,
-        grid_size=dc.sample_grid_size, grid_seed=cfg.seed)
+        grid_size=dc.sample_grid_size, grid_seed=cfg.seed, **extra)
 
 
 def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:

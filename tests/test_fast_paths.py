@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 
+import pytest
 import torch
+
+from dfad.engine.compile import cpu_compiler_available
 
 from conftest import PROJECT_ROOT
 
@@ -21,9 +24,15 @@ def load_benchmark(name: str):
 SGD_GENERATOR = ["distill.generator_optimizer={name: sgd, lr: 0.01, momentum: 0.9}"]
 
 
-def test_engine_iterations_equal_the_plain_loop():
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_engine_iterations_equal_the_plain_loop(compiled):
+    """Eager: channels_last + sub-pixel generator. Compiled: torch.compile + per-tap generator."""
     throughput = load_benchmark("throughput")
-    cfg, method = throughput.build("mnist", batch_size=16, seed=3, overrides=SGD_GENERATOR)
+    if compiled and not cpu_compiler_available():
+        pytest.skip("torch.compile on CPU needs a C++ compiler (g++/clang++)")
+    cfg, method = throughput.build("mnist", batch_size=16, seed=3,
+                                   overrides=[*SGD_GENERATOR, f"distill.compile={compiled}"])
+    assert (method.generate is not method.generator) == compiled
     plain = throughput.make_plain(method, cfg)
     teacher, student, generator, s_opt, g_opt = plain
     dc = cfg.distill
@@ -44,3 +53,15 @@ def test_engine_iterations_equal_the_plain_loop():
         # The comparison is between trained networks, not two copies of the initial ones.
         # Measured: student moves 0.079, generator 6.7e-4 (max per parameter), vs differences <= 2.4e-6.
         assert any((a - b).abs().max() > 1e-4 for a, b in zip(trained.parameters(), start.parameters()))
+
+
+def test_compile_without_a_cpu_compiler_warns_and_runs_eagerly(monkeypatch):
+    from dfad.engine import compile as compile_module
+    from dfad.models import build_model
+
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    generator = build_model("generator_a", nz=8, ngf=4)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        forward = compile_module.compile_generator(generator, torch.device("cpu"))
+    assert forward is generator

@@ -67,22 +67,17 @@ def test_generator_a_channels_last_is_the_same_function():
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
 
 
-def _use_subpixel(generator, flag: bool):
-    from dfad.models.generators import NearestUpConv2d
-
-    for m in generator.modules():
-        if isinstance(m, NearestUpConv2d):
-            m.subpixel = flag
-    return generator
-
-
+@pytest.mark.parametrize("formulation", ["subpixel", "taps"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_generator_subpixel_path_is_the_same_function_and_gradient(channels_last):
-    """The upsample+conv layers run as sub-pixel 2x2 convolutions: same outputs, same gradients.
+def test_generator_fast_formulations_are_the_same_function_and_gradient(formulation, channels_last):
+    """The upsample+conv layers run as sub-pixel 2x2 convolutions or per-tap 1x1 products: same
+    outputs, same gradients as upsampling then convolving.
 
     In float64, so that the comparison sees the formulation, not float32 rounding (conv biases that
     BatchNorm cancels have gradients that are pure rounding noise).
     """
+    from dfad.models.generators import set_upconv_formulation
+
     torch.manual_seed(0)
     g = build_model("generator_a", nz=20, ngf=16, channels=3, image_size=32).double()
     if channels_last:
@@ -90,22 +85,31 @@ def test_generator_subpixel_path_is_the_same_function_and_gradient(channels_last
     z = torch.randn(8, 20, dtype=torch.double)
     upstream = torch.randn(8, 3, 32, 32, dtype=torch.double)
     results = {}
-    for flag in (False, True):
-        out = _use_subpixel(g, flag)(z)
+    for form in ("plain", formulation):
+        out = set_upconv_formulation(g, form)(z)
         grads = torch.autograd.grad((out * upstream).sum(), list(g.parameters()))
-        results[flag] = (out, grads)
-    torch.testing.assert_close(results[True][0], results[False][0])
-    for fast, plain in zip(results[True][1], results[False][1]):
+        results[form] = (out, grads)
+    torch.testing.assert_close(results[formulation][0], results["plain"][0])
+    for fast, plain in zip(results[formulation][1], results["plain"][1]):
         torch.testing.assert_close(fast, plain, rtol=1e-7, atol=1e-9)
     with torch.no_grad():
-        torch.testing.assert_close(_use_subpixel(g, True)(z), results[False][0])
+        torch.testing.assert_close(set_upconv_formulation(g, formulation)(z), results["plain"][0])
 
 
-def test_nearest_up_conv_matches_upsample_then_conv_in_value_and_gradient():
+def test_unknown_upconv_formulation_is_refused():
+    from dfad.models.generators import set_upconv_formulation
+
+    with pytest.raises(ValueError, match="unknown formulation"):
+        set_upconv_formulation(build_model("generator_a", nz=4, ngf=4), "winograd")
+
+
+@pytest.mark.parametrize("formulation", ["subpixel", "taps"])
+def test_nearest_up_conv_matches_upsample_then_conv_in_value_and_gradient(formulation):
     from dfad.models.generators import NearestUpConv2d
 
     torch.manual_seed(0)
     layer = NearestUpConv2d(5, 7).double()
+    layer.formulation = formulation
     x = torch.randn(3, 5, 6, 4, dtype=torch.double, requires_grad=True)
     params = (x, layer.weight, layer.bias)
     out = layer(x)

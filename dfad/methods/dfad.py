@@ -49,9 +49,11 @@ class DFAD(Method):
                  student_optimizer: torch.optim.Optimizer, generator_optimizer: torch.optim.Optimizer,
                  student_scheduler, generator_scheduler, batch_size: int, nz: int,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
-                 grid_seed: int = 0):
+                 grid_seed: int = 0, generator_forward=None):
         self.teacher = freeze(teacher)
         self.student, self.generator, self.task = student, generator, task
+        # What the training steps call: the generator itself, or a compiled view of it.
+        self.generate = generator if generator_forward is None else generator_forward
         self.batch_size, self.nz, self.imitation_steps = batch_size, nz, imitation_steps
         self.device = torch.device(device)
         self.evaluated = student
@@ -66,7 +68,7 @@ class DFAD(Method):
 
     def imitation_step(self) -> float:
         with torch.no_grad():
-            images = self.generator(self.noise())
+            images = self.generate(self.noise())
             teacher_out = self.teacher(images)
         loss = self.task.discrepancy(self.student(images), teacher_out)
         optimizer = self.optimizers["student"]
@@ -76,7 +78,7 @@ class DFAD(Method):
         return loss.item()
 
     def generation_step(self) -> float:
-        images = self.generator(self.noise())
+        images = self.generate(self.noise())
         with no_param_grads(self.student):
             loss = self.task.generator_loss(self.student(images), self.teacher(images))
         optimizer = self.optimizers["generator"]

@@ -74,24 +74,71 @@ class _SubpixelConv(torch.autograd.Function):
         return grad_x, grad_k, grad_b, None
 
 
+def _combine_taps(taps: torch.Tensor) -> torch.Tensor:
+    """Sum per-tap products into the output of nearest x2 upsampling followed by a 3x3 convolution.
+
+    `taps` [n, h, w, 3, 3, c] holds W[:, :, dy, dx] @ x at every low-resolution pixel. Output row
+    2i reads upsampled rows 2i-1, 2i, 2i+1 = input rows i-1, i, i (taps dy = 0, 1, 2); row 2i+1
+    reads input rows i, i, i+1. Rows first, then columns alike; zero padding at the borders.
+    Returns [n, c, 2h, 2w] (channels-last memory). Written as plain tensor ops for torch.compile,
+    which fuses it into one pass; in eager mode it is slower than the sub-pixel path.
+    """
+    n, h, w, _, _, c = taps.shape
+    padded = F.pad(taps, (0, 0, 0, 0, 0, 0, 0, 0, 1, 1))
+    even_rows = padded[:, :-2, :, 0] + padded[:, 1:-1, :, 1] + padded[:, 1:-1, :, 2]
+    odd_rows = padded[:, 1:-1, :, 0] + padded[:, 1:-1, :, 1] + padded[:, 2:, :, 2]
+    rows = F.pad(torch.stack([even_rows, odd_rows], 2), (0, 0, 0, 0, 1, 1))  # [n, h, 2, w+2, 3, c]
+    even_cols = rows[:, :, :, :-2, 0] + rows[:, :, :, 1:-1, 1] + rows[:, :, :, 1:-1, 2]
+    odd_cols = rows[:, :, :, 1:-1, 0] + rows[:, :, :, 1:-1, 1] + rows[:, :, :, 2:, 2]
+    return torch.stack([even_cols, odd_cols], 4).reshape(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+
+
+def _tap_upconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Nearest x2 upsampling + 3x3 convolution as one 1x1 convolution to 9 taps at the low
+    resolution (4x fewer multiply-adds than the plain form, 1.8x fewer than sub-pixel) + a sum of
+    shifted taps."""
+    out_channels, in_channels = weight.shape[:2]
+    n, _, h, w = x.shape
+    taps = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(9 * out_channels, in_channels, 1, 1))
+    out = _combine_taps(taps.permute(0, 2, 3, 1).reshape(n, h, w, 3, 3, out_channels))
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
 class NearestUpConv2d(nn.Conv2d):
     """Nearest-neighbour x2 upsampling followed by a 3x3 convolution (padding 1).
 
-    Parameters and state dict are those of the plain 3x3 `nn.Conv2d`. By default it computes the
-    same function as four 2x2 convolutions at the low resolution, interleaved (2.25x fewer FLOPs,
-    forward and backward); `subpixel = False` selects the plain formulation.
+    Parameters and state dict are those of the plain 3x3 `nn.Conv2d`. Three formulations compute
+    the same function (up to float rounding), chosen by `formulation`:
+    - "plain": upsample, then convolve at the high resolution;
+    - "subpixel" (default, fastest in eager mode): four 2x2 convolutions at the low resolution,
+      interleaved; 2.25x fewer FLOPs, forward and backward;
+    - "taps" (used under torch.compile): per-tap 1x1 products at the low resolution and a fused
+      sum of shifted taps; 4x fewer FLOPs.
     """
 
-    subpixel = True
+    formulation = "subpixel"
+    FORMULATIONS = ("plain", "subpixel", "taps")
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(in_channels, out_channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.subpixel:
+        if self.formulation == "taps":
+            return _tap_upconv(x, self.weight, self.bias)
+        if self.formulation == "plain":
             return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
         bias = self.bias.repeat(4) if self.bias is not None else None
         return _SubpixelConv.apply(x, _phase_kernels(self.weight), bias, self.out_channels)
+
+
+def set_upconv_formulation(model: nn.Module, formulation: str) -> nn.Module:
+    """Switch every NearestUpConv2d in `model` to one formulation ("plain", "subpixel" or "taps")."""
+    if formulation not in NearestUpConv2d.FORMULATIONS:
+        raise ValueError(f"unknown formulation '{formulation}'; choose from {NearestUpConv2d.FORMULATIONS}")
+    for m in model.modules():
+        if isinstance(m, NearestUpConv2d):
+            m.formulation = formulation
+    return model
 
 
 class GeneratorA(nn.Module):
