@@ -288,16 +288,41 @@ def resolve_config_path(name_or_path: str) -> Path:
                     f"({', '.join(available)}){suggest(name_or_path, available)}")
 
 
+def _read_config_file(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
+    """A config file's mapping, with `base: NAME` resolved: the file states only what differs
+    from its base (a shipped name or a path relative to the file)."""
+    path = resolve_config_path(name_or_path)
+    if str(path.resolve()) in seen:
+        raise DfadError(f"config file {path}: 'base' chain loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DfadError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DfadError(f"config file {path} must hold a mapping at the top level")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    relative = path.parent / str(base)
+    base_data = _read_config_file(str(relative) if relative.is_file() else str(base),
+                                  (*seen, str(path.resolve())))
+    return _merge(base_data, data)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Nested mappings merge key by key, except model specs (mappings with an 'arch'): a model
+    given in a file replaces its base's whole, since another arch's arguments make no sense."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and "arch" not in value:
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(name_or_path: Optional[str] = None, overrides: tuple[str, ...] | list[str] = ()) -> Config:
-    data: dict = {}
-    if name_or_path:
-        path = resolve_config_path(name_or_path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise DfadError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise DfadError(f"config file {path} must hold a mapping at the top level")
+    data: dict = _read_config_file(name_or_path) if name_or_path else {}
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(data, key, value)

@@ -83,3 +83,30 @@ def test_bad_yaml_file_is_reported(tmp_path):
     path.write_text("distill: [unclosed\n")
     with pytest.raises(DfadError, match="is not valid YAML"):
         load_config(str(path))
+
+
+def test_config_base_merges_nested_keys_and_replaces_model_specs(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("base: mnist\ndistill:\n  iterations: 7\n  student: {arch: convnet, args: {width: 4}}\n")
+    cfg = load_config(str(child))
+    assert cfg.distill.iterations == 7
+    assert cfg.distill.batch_size == 512  # kept from mnist
+    assert cfg.distill.student.arch == "convnet" and cfg.distill.student.args == {"width": 4}
+    assert cfg.data.name == "mnist"
+
+
+def test_config_base_loop_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(DfadError, match="loops back"):
+        load_config(str(tmp_path / "a.yaml"))
+
+
+def test_shipped_fast_mnist_preset_differs_from_the_paper_recipe_only_where_documented():
+    paper, fast = load_config("mnist"), load_config("mnist_fast")
+    assert fast.distill.generator.args == {"ngf": 32} and fast.distill.compile
+    assert fast.distill.student_schedule.name == "cosine"
+    assert (fast.distill.batch_size, fast.distill.imitation_steps, fast.distill.student_optimizer,
+            fast.distill.generator_optimizer, fast.teacher) == (
+        paper.distill.batch_size, paper.distill.imitation_steps, paper.distill.student_optimizer,
+        paper.distill.generator_optimizer, paper.teacher)
