@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from .errors import DfadError
+from .errors import DfadError, Interrupted
 
 EPILOG = """examples:
   dfad demo --out runs/demo
@@ -26,7 +26,14 @@ def _add_common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     if needs_out:
         p.add_argument("--out", required=True, help="run folder to write (config, metrics, checkpoints, samples)")
         p.add_argument("--force", action="store_true", help="overwrite a run folder that already holds a run")
+        p.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its newest state checkpoint, even with a changed "
+                            "config (without --config: the run's own config.yaml plus any overrides); "
+                            "re-running the same command into the same --out resumes anyway")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if needs_out:
+        p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                       help="autocast precision (config key `precision`; fp16 adds gradient scaling and needs CUDA)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. distill.iterations=200")
 
 
@@ -59,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "to report accuracy.")
     _add_common(distill)
     distill.add_argument("--teacher", default=None, help="teacher checkpoint (OUT/teacher.pt of train-teacher)")
+    distill.add_argument("--compile", action="store_true",
+                         help="torch.compile the generator (config key distill.compile; pays off on long runs)")
 
     evaluate = sub.add_parser("evaluate", help="accuracy, parameters and FLOPs of a checkpoint on the test split",
                               description="Evaluate one model of a dfad checkpoint on the config's test split.")
@@ -71,14 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args) -> "Config":  # noqa: F821
+    from pathlib import Path
+
     from .config import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    config = args.config
+    if config is None and getattr(args, "resume", False) and (Path(args.out) / "config.yaml").is_file():
+        config = str(Path(args.out) / "config.yaml")
+    cfg = load_config(config, args.overrides)
     if getattr(args, "data_root", None):
         cfg.data.root = args.data_root
     if getattr(args, "download", False):
         cfg.data.download = True
+    if getattr(args, "precision", None):
+        cfg.precision = args.precision
+    if getattr(args, "compile", False):
+        cfg.distill.compile = True
     return cfg
+
+
+def _say(text: str) -> None:
+    """Results are printed once, by rank 0 of a torchrun launch."""
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(text)
 
 
 def run(args) -> int:
@@ -91,13 +117,13 @@ def run(args) -> int:
 
     cfg = _load(args)
     if args.command == "train-teacher":
-        summary = runs.train_teacher(cfg, args.out, force=args.force, progress=not args.quiet)
-        print(f"teacher accuracy {summary['teacher_accuracy']:.4f} -> {summary['teacher_checkpoint']}")
+        summary = runs.train_teacher(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+        _say(f"teacher accuracy {summary['teacher_accuracy']:.4f} -> {summary['teacher_checkpoint']}")
     elif args.command == "distill":
         if args.teacher:
             cfg.teacher.checkpoint = args.teacher
-        summary = runs.distill(cfg, args.out, force=args.force, progress=not args.quiet)
-        print(f"teacher accuracy {summary['teacher_accuracy']:.4f}, student accuracy "
+        summary = runs.distill(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+        _say(f"teacher accuracy {summary['teacher_accuracy']:.4f}, student accuracy "
               f"{summary['student_accuracy']:.4f} (best {summary['best_student_accuracy']:.4f} at iteration "
               f"{summary['best_iteration']}); run folder {args.out}")
     elif args.command == "evaluate":
@@ -108,7 +134,24 @@ def run(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        return _run_reporting_errors(args)
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _run_reporting_errors(args) -> int:
+    try:
         return run(args)
+    except Interrupted as exc:
+        print(f"dfad: {exc}", file=sys.stderr)
+        return exc.exit_code
     except DfadError as exc:
         if args.debug:
             raise

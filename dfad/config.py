@@ -100,6 +100,12 @@ class DistillConfig:
 
 
 @dataclass
+class CheckpointingConfig:
+    every: int = 100  # iterations between resumable state checkpoints (also written at the end and on SIGINT/SIGTERM)
+    keep: int = 2  # newest state checkpoints kept
+
+
+@dataclass
 class Config:
     task: str = "classification"
     seed: int = 0
@@ -107,9 +113,11 @@ class Config:
     threads: Optional[int] = None  # torch.set_num_threads; None keeps torch's default
     # Keep freed memory for reuse (glibc): avoids re-faulting large activations every step.
     memory_reuse: bool = True
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaling; CUDA only)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    checkpointing: CheckpointingConfig = field(default_factory=CheckpointingConfig)
 
     def validate(self) -> "Config":
         from .data import DATASETS
@@ -135,10 +143,14 @@ class Config:
             "distill.val_every": self.distill.val_every,
             "distill.log_every": self.distill.log_every,
             "distill.sample_grid_size": self.distill.sample_grid_size,
+            "checkpointing.every": self.checkpointing.every,
+            "checkpointing.keep": self.checkpointing.keep,
         }
         for key, value in positive.items():
             if value <= 0:
                 raise DfadError(f"config: {key} must be positive, got {value if key != 'seed' else self.seed}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise DfadError(f"config: precision must be fp32, bf16 or fp16, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:
             raise DfadError(f"config: distill.time_limit_minutes must be positive, got {self.distill.time_limit_minutes}")
         if self.data.image_size is not None and self.data.image_size <= 0:

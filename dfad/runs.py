@@ -12,15 +12,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Config, config_to_dict
+from .config import Config, config_to_dict, load_config
 from .data import DATASETS, DatasetInfo, ImageDataset, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
+from .engine.run_dir import holds_run
 from .engine.checkpoint import pick_model_entry
 from .engine import runtime
 from .engine.compile import compile_generator
+from .engine.distributed import SINGLE, Distributed, from_environment
+from .engine.precision import check_precision
 from .engine.optim import build_optimizer, build_scheduler
 from .errors import DfadError
 from .methods import METHODS
+from .methods.supervised import ShuffledBatches
 from .models import build_model, count_flops, count_parameters, describe_model
 from .provenance import provenance
 from .tasks import TASKS
@@ -28,13 +32,79 @@ from .tasks import TASKS
 
 def setup(cfg: Config) -> torch.device:
     """Seed every RNG and pick the device."""
+    return setup_distributed(cfg)[0]
+
+
+def setup_distributed(cfg: Config) -> tuple[torch.device, Distributed]:
+    """Seed every RNG (alike on every rank: models start identical), pick the device, and join
+    torchrun's process group when there is one."""
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     runtime.configure(cfg.threads, cfg.memory_reuse)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise DfadError(f"device '{cfg.device}' requested but CUDA is not available; use device=cpu")
-    return torch.device(cfg.device)
+    distributed = from_environment(cfg.device)
+    device = torch.device(f"cuda:{distributed.local_rank}" if cfg.device == "cuda" and distributed.enabled
+                          else cfg.device)
+    check_precision(cfg.precision, device)
+    return device, distributed
+
+
+def _seed_rank(cfg: Config, distributed: Distributed) -> None:
+    """After the models are built: each rank draws its own noise."""
+    if distributed.enabled:
+        torch.manual_seed(cfg.seed + 1_000_003 * distributed.rank)
+
+
+# Where the data and teacher are read from, and how long this session may run, do not make a run
+# "different": the same run may be resumed from another machine or with a new time limit.
+_NOT_IDENTITY = {"data.root", "data.download", "distill.time_limit_minutes", "distill.stop_at_metric", "threads"}
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and not ("arch" in value and "args" in value):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def open_run(out: str | Path, cfg: Config, *, force: bool, resume: bool,
+             distributed: Distributed = SINGLE) -> tuple[RunDir, bool]:
+    """The run folder, and whether to continue the run it holds.
+
+    A folder holding a run with the same config continues it (re-running a command after a crash
+    or pre-emption resumes); a different config is refused unless --resume (continue it with this
+    config) or --force (start over). Every rank decides before rank 0 writes anything."""
+    resuming = _resume_decision(out, cfg, force=force, resume=resume)
+    distributed.barrier()
+    if distributed.is_main:
+        run = RunDir(out, resume=True) if resuming else RunDir(out, force=force)
+    distributed.barrier()
+    if not distributed.is_main:
+        run = RunDir(out, writer=False)
+    return run, resuming
+
+
+def _resume_decision(out: str | Path, cfg: Config, *, force: bool, resume: bool) -> bool:
+    if holds_run(out) and not force:
+        if not resume:
+            saved = _flatten(config_to_dict(load_config(str(Path(out) / "config.yaml"))))
+            wanted = _flatten(config_to_dict(cfg))
+            differing = [k for k in sorted(set(saved) | set(wanted))
+                         if k not in _NOT_IDENTITY and saved.get(k) != wanted.get(k)]
+            if differing:
+                shown = ", ".join(f"{k} {wanted.get(k)!r} here vs {saved.get(k)!r} there" for k in differing[:3])
+                more = f" (+{len(differing) - 3} more)" if len(differing) > 3 else ""
+                raise DfadError(f"output folder {out} holds a different run ({shown}{more}); pass --resume to "
+                                f"continue it with this config, --force to overwrite it, or choose another --out")
+        return True
+    if resume and not force:
+        raise DfadError(f"--resume: {out} holds no run to continue; drop --resume to start one there")
+    return False
 
 
 def load_split(cfg: Config, train: bool) -> ImageDataset:
@@ -72,13 +142,14 @@ def _data_facts(dataset: ImageDataset) -> dict[str, Any]:
             "mean": list(info.mean), "std": list(info.std)}
 
 
-def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
+def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: bool = False,
+                  progress: bool = True) -> dict[str, Any]:
     """Supervised training of `cfg.teacher.model` on the training split; writes OUT/teacher.pt."""
     origin = provenance()  # at the start: the working tree may change while the run goes on
-    device = setup(cfg)
+    device, distributed = setup_distributed(cfg)
     task = TASKS.build(cfg.task)
     train_set, test_set = load_split(cfg, train=True), load_split(cfg, train=False)
-    run = RunDir(out, force=force)
+    run, resuming = open_run(out, cfg, force=force, resume=resume, distributed=distributed)
     run.write_config(cfg)
     tc = cfg.teacher
     model = build_model(tc.model.arch, num_classes=train_set.info.num_classes,
@@ -86,18 +157,25 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, progress
     check_model_outputs(model, task, train_set.info, f"teacher '{tc.model.arch}'", device)
     optimizer = build_optimizer(model.parameters(), tc.optimizer)
     scheduler = build_scheduler(optimizer, tc.schedule, tc.iterations)
-    loader = train_set.loader(tc.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed))
+    distributed.broadcast_module(model)
+    loader = ShuffledBatches(train_set.images, train_set.labels, tc.batch_size,
+                             torch.Generator().manual_seed(cfg.seed), distributed.rank, distributed.world_size)
     method = METHODS.build("supervised", model=model, task=task, loader=loader, optimizer=optimizer,
-                           scheduler=scheduler, device=device, name="teacher")
+                           scheduler=scheduler, device=device, name="teacher", precision=cfg.precision)
+    method.distributed = distributed
+    _seed_rank(cfg, distributed)
     result = fit(method, run, iterations=tc.iterations, val_every=tc.val_every, log_every=cfg.distill.log_every,
                  validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
                  metric_name=task.metric_name,
                  extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(train_set)},
-                 progress=progress, desc="teacher")
+                 progress=progress, desc="teacher", state_every=cfg.checkpointing.every,
+                 keep_states=cfg.checkpointing.keep, resume=resuming, distributed=distributed,
+                 resume_hint=f"rerun the same command (or add --resume to `dfad train-teacher ... --out {out}`)")
     # The teacher people distill from is the best validated one.
     best = load_checkpoint(run.checkpoints / "best.pt")
     teacher_path = run.path / "teacher.pt"
-    teacher_path.write_bytes((run.checkpoints / "best.pt").read_bytes())
+    if distributed.is_main:
+        teacher_path.write_bytes((run.checkpoints / "best.pt").read_bytes())
     metric = task.metric_name
     summary = {
         f"teacher_{metric}": best["metric"][metric],
@@ -128,9 +206,14 @@ def load_teacher(cfg: Config, dataset: ImageDataset, task, device) -> nn.Module:
     return teacher
 
 
-def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task, device):
-    """The configured method (DFAD by default) with a fresh student, generator and their optimisers."""
+def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task, device,
+                       distributed: Distributed = SINGLE):
+    """The configured method (DFAD by default) with a fresh student, generator and their optimisers.
+    Under torchrun, `distill.batch_size` is the global batch, split evenly over the ranks."""
     dc = cfg.distill
+    if dc.batch_size % distributed.world_size:
+        raise DfadError(f"distill.batch_size {dc.batch_size} does not split evenly over {distributed.world_size} "
+                        f"processes; choose a multiple of {distributed.world_size}")
     student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
                           **dc.student.args).to(device)
     check_model_outputs(student, task, info, f"student '{dc.student.arch}'", device)
@@ -138,31 +221,37 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
                             **dc.generator.args).to(device)
     if dc.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
+    for model in (student, generator):
+        distributed.broadcast_module(model)
     s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
     g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
     extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
-    return METHODS.build(
+    method = METHODS.build(
         dc.method, teacher=teacher, student=student, generator=generator, task=task,
         student_optimizer=s_opt, generator_optimizer=g_opt,
         student_scheduler=build_scheduler(s_opt, dc.student_schedule, dc.iterations),
         generator_scheduler=build_scheduler(g_opt, dc.generator_schedule, dc.iterations),
-        batch_size=dc.batch_size, nz=dc.nz, imitation_steps=dc.imitation_steps, device=device,
-        grid_size=dc.sample_grid_size, grid_seed=cfg.seed, **extra)
+        batch_size=dc.batch_size // distributed.world_size, nz=dc.nz, imitation_steps=dc.imitation_steps,
+        device=device, grid_size=dc.sample_grid_size, grid_seed=cfg.seed, precision=cfg.precision, **extra)
+    method.distributed = distributed
+    _seed_rank(cfg, distributed)
+    return method
 
 
-def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
+def distill(cfg: Config, out: str | Path, *, force: bool = False, resume: bool = False,
+            progress: bool = True) -> dict[str, Any]:
     """Data-free distillation: the student never sees a training image; the test split is only
     used to report accuracy at validation time (and may be absent in real use)."""
     origin = provenance()  # at the start: the working tree may change while the run goes on
-    device = setup(cfg)
+    device, distributed = setup_distributed(cfg)
     task = TASKS.build(cfg.task)
     test_set = load_split(cfg, train=False)
     info = test_set.info
     teacher = load_teacher(cfg, test_set, task, device)
-    run = RunDir(out, force=force)
+    run, resuming = open_run(out, cfg, force=force, resume=resume, distributed=distributed)
     run.write_config(cfg)
     dc = cfg.distill
-    method = build_distillation(cfg, teacher, info, task, device)
+    method = build_distillation(cfg, teacher, info, task, device, distributed)
     student, generator = method.student, method.generator
     teacher_metric = evaluate(teacher, test_set, task, cfg.data.eval_batch_size, device)
     result = fit(method, run, iterations=dc.iterations, val_every=dc.val_every, log_every=dc.log_every,
@@ -171,7 +260,9 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, progress: bool
                  extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(test_set)},
                  sample_stats=(info.mean, info.std), progress=progress, desc=dc.method,
                  time_limit_seconds=dc.time_limit_minutes * 60 if dc.time_limit_minutes else None,
-                 stop_at_metric=dc.stop_at_metric)
+                 stop_at_metric=dc.stop_at_metric, state_every=cfg.checkpointing.every,
+                 keep_states=cfg.checkpointing.keep, resume=resuming, distributed=distributed,
+                 resume_hint=f"rerun the same command (or add --resume to `dfad distill ... --out {out}`)")
     metric = task.metric_name
     summary = {
         f"teacher_{metric}": teacher_metric,

@@ -29,3 +29,15 @@ def prepared_data_root(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("data")
     subprocess.run(["bash", str(script), str(dest)], check=True, capture_output=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def digits_teacher(tmp_path_factory) -> Path:
+    """A small trained digits teacher (a few seconds), shared by the tests that distill."""
+    from dfad.config import load_config
+    from dfad.runs import train_teacher
+
+    out = tmp_path_factory.mktemp("digits-teacher")
+    train_teacher(load_config("digits", ["teacher.iterations=150", "teacher.val_every=150"]), out / "run",
+                  progress=False)
+    return out / "run" / "teacher.pt"

@@ -78,20 +78,27 @@ def test_evaluate_reproduces_the_final_accuracy(digits_runs):
     assert report["params"] == summary["student_params"] and report["samples"] == 450
 
 
-def test_existing_run_folder_is_not_overwritten(digits_runs, capsys):
+def test_rerunning_a_finished_run_changes_nothing(digits_runs, capsys):
+    """The same command into the same --out resumes; a finished run has nothing left to do."""
     root, _ = digits_runs
-    before = (root / "student" / "metrics.jsonl").read_bytes()
+    before = {name: (root / "student" / name).read_bytes()
+              for name in ("metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt")}
     code = main(["distill", "--config", "digits", "--teacher", str(root / "teacher" / "teacher.pt"),
-                 "--out", str(root / "student")])
-    assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "already holds a run" in err and "--force" in err
-    assert (root / "student" / "metrics.jsonl").read_bytes() == before
+                 "--out", str(root / "student"), "distill.iterations=150", "distill.val_every=50", "--quiet"])
+    assert code == 0
+    for name, content in before.items():
+        assert (root / "student" / name).read_bytes() == content, name
 
 
 def test_errors_are_one_line_with_nonzero_exit(tmp_path):
+    from dfad.engine import model_entry, save_checkpoint
+    from dfad.models import build_model
+
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
+    five_class_teacher = tmp_path / "five.pt"
+    save_checkpoint({"models": {"teacher": model_entry(build_model("convnet", num_classes=5, in_channels=1))}},
+                    five_class_teacher)
     cases = [
         (["distill", "--config", "digits", "--teacher", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "a")],
          "does not exist"),
@@ -102,12 +109,19 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
         (["distill", "--config", "digits", "--out", str(tmp_path / "d")], "no teacher checkpoint given"),
         (["distill", "--config", "digits", "--out", str(tmp_path / "e"), "distill.imitation_steps=0"],
          "distill.imitation_steps must be positive"),
+        (["distill", "--config", "digits", "--teacher", str(five_class_teacher), "--out", str(tmp_path / "f")],
+         "has 5 outputs but the data has 10 classes"),
+        (["distill", "--config", "digits", "--teacher", str(five_class_teacher), "--out", str(tmp_path / "g"),
+          "--precision", "fp16"], "precision fp16 needs a CUDA device"),
+        (["distill", "--config", "digits", "--out", str(tmp_path / "h"), "distil.iterations=3"],
+         "unknown key 'distil' (did you mean 'distill'?)"),
     ]
     for argv, message in cases:
         result = dfad(*argv)
         assert result.returncode == 2, argv
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+        assert not (Path(argv[argv.index("--out") + 1]) / "config.yaml").exists(), "a failed run wrote its folder"
 
 
 def test_help_lists_every_subcommand():

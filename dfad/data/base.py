@@ -58,7 +58,10 @@ class ImageDataset:
         # Index the tensors a whole batch at a time: no per-sample collation.
         dataset = TensorDataset(self.images, self.labels)
         sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+        # Every DataLoader iterator draws a seed from its generator; a private one keeps evaluation
+        # from advancing the global RNG (which would make training depend on when it validates).
+        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
+                          generator=generator if generator is not None else torch.Generator())
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

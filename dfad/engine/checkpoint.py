@@ -5,10 +5,12 @@ checkpoint can be rebuilt without the config that made it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import re
 from pathlib import Path
+import warnings
 from typing import Any
 
 import torch
@@ -29,17 +31,78 @@ def model_entry(model: nn.Module) -> dict:
 
 
 def save_checkpoint(payload: dict, path: Path) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated file at `path`."""
+    """Write atomically (temporary file, fsync, rename): a crash or a full disk mid-write never
+    damages the file already at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DfadError(f"no space left on the device while writing {path}; the checkpoints already "
+                            f"in {path.parent} are intact: free some space and resume the run "
+                            f"(same command, or --resume)") from exc
+        raise DfadError(f"cannot write checkpoint {path}: {exc.strerror or exc}; check the folder's "
+                        f"permissions and free space") from exc
+    _fsync_dir(path.parent)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+STATE_PATTERN = re.compile(r"^state-(\d+)\.pt$")
+
+
+def state_path(folder: Path, iteration: int) -> Path:
+    return folder / f"state-{iteration:08d}.pt"
+
+
+def list_states(folder: Path) -> list[tuple[int, Path]]:
+    """Resumable state checkpoints in `folder`, newest first."""
+    found = []
+    for path in folder.glob("state-*.pt"):
+        match = STATE_PATTERN.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def prune_states(folder: Path, keep: int) -> None:
+    for _, path in list_states(folder)[keep:]:
+        path.unlink(missing_ok=True)
+
+
+def load_newest_state(folder: Path) -> tuple[Path, dict] | None:
+    """The newest state checkpoint that loads; damaged ones are reported and skipped."""
+    for _, path in list_states(folder):
+        try:
+            payload = load_checkpoint(path, kind="state")
+        except DfadError as exc:
+            warnings.warn(f"skipping unreadable state checkpoint: {exc}", stacklevel=2)
+            continue
+        return path, payload
+    return None
+
+
+def load_checkpoint(path: str | Path, kind: str = "models") -> dict:
+    """A dfad checkpoint, loaded with weights_only=True. `kind` is the key it must hold:
+    "models" (teacher.pt, best.pt, last.pt) or "state" (resumable state-*.pt)."""
     path = Path(path)
     if not path.is_file():
         raise DfadError(f"checkpoint {path} does not exist; check the path (train a teacher with "
@@ -57,8 +120,8 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # truncated or not a torch file at all
         raise DfadError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
                         f"re-create it or point to another file") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "models" not in payload:
-        raise DfadError(f"{path} is not a dfad checkpoint (no '{FORMAT}' models dict); give a file written "
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or kind not in payload:
+        raise DfadError(f"{path} is not a dfad checkpoint (no '{FORMAT}' {kind} dict); give a file written "
                         f"by `dfad train-teacher` or `dfad distill`")
     return payload
 

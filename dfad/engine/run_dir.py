@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -18,26 +19,54 @@ from ..errors import DfadError
 RUN_MARKER = "config.yaml"
 
 
+def holds_run(path: str | Path) -> bool:
+    return (Path(path) / RUN_MARKER).is_file()
+
+
 class RunDir:
-    def __init__(self, path: str | Path, force: bool = False):
+    """A run folder. A folder that already holds a run is refused unless `resume` (keep everything,
+    continue) or `force` (clear the previous run's logs, checkpoints and samples, start over)."""
+
+    def __init__(self, path: str | Path, force: bool = False, resume: bool = False, writer: bool = True):
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise DfadError(f"--out {self.path} is a file; give a folder path")
-        if (self.path / RUN_MARKER).exists() and not force:
-            raise DfadError(f"output folder {self.path} already holds a run; choose another --out "
-                            f"or pass --force to overwrite it")
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.writer = writer  # False on the non-zero ranks of a distributed run: read, never write
         self.checkpoints = self.path / "checkpoints"
         self.samples = self.path / "samples"
+        self.metrics_file = self.path / "metrics.jsonl"
+        if not writer:
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise DfadError(f"--out {self.path} is a file; give a folder path")
+        existing = holds_run(self.path)
+        if existing and not (force or resume):
+            raise DfadError(f"output folder {self.path} already holds a run; choose another --out, "
+                            f"pass --resume to continue it or --force to overwrite it")
+        self.path.mkdir(parents=True, exist_ok=True)
+        if existing and force and not resume:
+            for folder in (self.checkpoints, self.samples):
+                if folder.is_dir():
+                    shutil.rmtree(folder)
+            for name in ("metrics.jsonl", "curve.csv", "summary.json"):
+                (self.path / name).unlink(missing_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
         self.samples.mkdir(exist_ok=True)
-        self.metrics_file = self.path / "metrics.jsonl"
-        self.metrics_file.write_text("")  # a forced re-run starts a fresh log
+        self.metrics_file.touch()
+
+    def truncate_log(self, iteration: int) -> list[dict[str, Any]]:
+        """Drop log records after `iteration` (written after the state a run resumes from);
+        returns the records kept."""
+        kept = [r for r in read_metrics(self.metrics_file) if r.get("iteration", 0) <= iteration]
+        if self.writer:
+            self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        return kept
 
     def write_config(self, cfg: Config) -> None:
-        save_config(cfg, self.path / RUN_MARKER)
+        if self.writer:
+            save_config(cfg, self.path / RUN_MARKER)
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -63,7 +92,8 @@ class RunDir:
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         path = self.path / "summary.json"
-        path.write_text(json.dumps(summary, indent=2) + "\n")
+        if self.writer:
+            path.write_text(json.dumps(summary, indent=2) + "\n")
         return path
 
 

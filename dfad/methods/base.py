@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..engine.distributed import SINGLE, Distributed
 from ..registry import Registry
 
 METHODS = Registry("method")
@@ -25,6 +26,7 @@ class Method:
 
     evaluated: nn.Module
     models: dict[str, nn.Module]
+    distributed: Distributed = SINGLE  # set by the runner under torchrun
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
 
@@ -34,6 +36,29 @@ class Method:
     def sample_images(self) -> Optional[torch.Tensor]:
         """Images to show in a grid at each validation (normalised input space), or None."""
         return None
+
+    def state_dict(self) -> dict:
+        """Everything that changes during training (models, optimisers, schedulers, plus
+        `extra_state`), for exact resumption."""
+        return {"models": {k: m.state_dict() for k, m in self.models.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for group in ("models", "optimizers", "schedulers"):
+            own = getattr(self, group)
+            if set(state[group]) != set(own):
+                raise ValueError(f"saved {group} {sorted(state[group])} do not match this method's {sorted(own)}")
+            for key, obj in own.items():
+                obj.load_state_dict(state[group][key])
+        self.load_extra_state(state.get("extra", {}))
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}

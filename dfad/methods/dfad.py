@@ -8,6 +8,7 @@ from statistics import fmean
 import torch
 from torch import nn
 
+from ..engine.precision import autocast_factory, grad_scaler
 from .base import METHODS, Method, freeze
 
 
@@ -49,7 +50,7 @@ class DFAD(Method):
                  student_optimizer: torch.optim.Optimizer, generator_optimizer: torch.optim.Optimizer,
                  student_scheduler, generator_scheduler, batch_size: int, nz: int,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
-                 grid_seed: int = 0, generator_forward=None):
+                 grid_seed: int = 0, generator_forward=None, precision: str = "fp32"):
         self.teacher = freeze(teacher)
         self.student, self.generator, self.task = student, generator, task
         # What the training steps call: the generator itself, or a compiled view of it.
@@ -60,32 +61,47 @@ class DFAD(Method):
         self.models = {"student": student, "generator": generator}
         self.optimizers = {"student": student_optimizer, "generator": generator_optimizer}
         self.schedulers = {"student": student_scheduler, "generator": generator_scheduler}
+        self.autocast = autocast_factory(precision, self.device)
+        self.scalers = {name: grad_scaler(precision, self.device) for name in self.optimizers}
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
 
     def noise(self) -> torch.Tensor:
         return torch.randn(self.batch_size, self.nz, device=self.device)
 
-    def imitation_step(self) -> float:
-        with torch.no_grad():
-            images = self.generate(self.noise())
-            teacher_out = self.teacher(images)
-        loss = self.task.discrepancy(self.student(images), teacher_out)
-        optimizer = self.optimizers["student"]
+    def _update(self, name: str, loss: torch.Tensor) -> float:
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        # Data parallel: average only the gradients of the model being updated.
+        self.distributed.average_gradients(self.models[name].parameters())
+        scaler.step(optimizer)
+        scaler.update()
         return loss.item()
 
+    def imitation_step(self) -> float:
+        with torch.no_grad(), self.autocast():
+            images = self.generate(self.noise())
+            teacher_out = self.teacher(images)
+        with self.autocast():
+            student_out = self.student(images)
+        # Losses in fp32 whatever the precision of the networks.
+        return self._update("student", self.task.discrepancy(student_out.float(), teacher_out.float()))
+
     def generation_step(self) -> float:
-        images = self.generate(self.noise())
-        with no_param_grads(self.student):
-            loss = self.task.generator_loss(self.student(images), self.teacher(images))
-        optimizer = self.optimizers["generator"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        with self.autocast():
+            images = self.generate(self.noise())
+            with no_param_grads(self.student):
+                student_out, teacher_out = self.student(images), self.teacher(images)
+        return self._update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))
+
+    def extra_state(self) -> dict:
+        return {"scalers": {k: s.state_dict() for k, s in self.scalers.items()}}
+
+    def load_extra_state(self, state: dict) -> None:
+        for k, saved in state.get("scalers", {}).items():
+            if saved:  # a disabled scaler saves an empty dict
+                self.scalers[k].load_state_dict(saved)
 
     def step(self) -> dict[str, float]:
         self.teacher.eval()

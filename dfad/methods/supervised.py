@@ -6,6 +6,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..engine.precision import autocast_factory, grad_scaler
 from .base import METHODS, Method
 
 
@@ -15,26 +16,75 @@ def endless(loader) -> Iterator:
         yield from loader
 
 
+class ShuffledBatches:
+    """Endless shuffled mini-batches of in-memory tensors whose position can be saved and restored,
+    so that a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                 rank: int = 0, world_size: int = 1):
+        self.images, self.labels, self.batch_size, self.generator = images, labels, batch_size, generator
+        # Distributed: every rank shuffles alike and takes its own slice of each global batch.
+        self.rank, self.world_size = rank, world_size
+        self.order = torch.randperm(len(images), generator=generator)
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.position >= len(self.order):
+            self.order, self.position = torch.randperm(len(self.images), generator=self.generator), 0
+        index = self.order[self.position:self.position + self.batch_size][self.rank::self.world_size]
+        self.position += self.batch_size
+        return self.images[index], self.labels[index]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.position = state["order"], state["position"]
+
+
 @METHODS.register("supervised")
 class Supervised(Method):
     def __init__(self, *, model: nn.Module, task, loader, optimizer: torch.optim.Optimizer, scheduler,
-                 device: torch.device | str = "cpu", name: str = "teacher"):
+                 device: torch.device | str = "cpu", name: str = "teacher", precision: str = "fp32"):
         self.model, self.task = model, task
         self.device = torch.device(device)
-        self.batches = endless(loader)
+        # A ShuffledBatches resumes exactly; any other iterable of batches restarts its pass.
+        self.batches = loader if isinstance(loader, ShuffledBatches) else endless(loader)
         self.evaluated = model
         self.models = {name: model}
         self.optimizers = {name: optimizer}
         self.schedulers = {name: scheduler}
         self.name = name
+        self.autocast = autocast_factory(precision, self.device)
+        self.scaler = grad_scaler(precision, self.device)
+
+    def extra_state(self) -> dict:
+        state = {"scaler": self.scaler.state_dict()}
+        if isinstance(self.batches, ShuffledBatches):
+            state["batches"] = self.batches.state_dict()
+        return state
+
+    def load_extra_state(self, state: dict) -> None:
+        if "batches" in state and isinstance(self.batches, ShuffledBatches):
+            self.batches.load_state_dict(state["batches"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
     def step(self) -> dict[str, float]:
         self.model.train()
         images, labels = next(self.batches)
         images, labels = images.to(self.device), labels.to(self.device)
-        loss = self.task.supervised_loss(self.model(images), labels)
+        with self.autocast():
+            logits = self.model(images)
+        loss = self.task.supervised_loss(logits.float(), labels)
         optimizer = self.optimizers[self.name]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.distributed.average_gradients(self.model.parameters())
+        self.scaler.step(optimizer)
+        self.scaler.update()
         return {"loss": loss.item()}

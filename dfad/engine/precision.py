@@ -1,0 +1,34 @@
+"""Mixed precision: autocast contexts and gradient scalers from a `precision` setting."""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, ContextManager
+
+import torch
+
+from ..errors import DfadError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision not in PRECISIONS:
+        raise DfadError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise DfadError("precision fp16 needs a CUDA device (autocast + gradient scaling); on CPU use "
+                        "precision=bf16 or fp32")
+
+
+def autocast_factory(precision: str, device: torch.device) -> Callable[[], ContextManager]:
+    """A zero-argument callable giving a fresh autocast context (a no-op for fp32)."""
+    check_precision(precision, device)
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = _DTYPES[precision]
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling keeps fp16 gradients from underflowing; disabled (a pass-through) otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
