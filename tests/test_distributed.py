@@ -62,3 +62,43 @@ def test_two_process_run_matches_a_single_process_run(digits_teacher, tmp_path):
     # rank 0 alone wrote the run folder: one log line per logged iteration
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(line)["iteration"] for line in lines})
+
+
+def test_distributed_run_resumes_exactly_after_sigterm(digits_teacher, tmp_path):
+    """SIGTERM to torchrun reaches every rank; they stop at the same iteration, rank 0 saves every
+    rank's RNG state, and re-running the command continues to the same parameters as a run that
+    was never interrupted."""
+    import signal
+    import time
+
+    from dfad.engine.checkpoint import list_states, load_checkpoint
+
+    args = ["-m", "dfad", "distill", "--config", "digits", "--teacher", str(digits_teacher), "--quiet", "threads=1",
+            "distill.iterations=40", "distill.val_every=10", "checkpointing.every=10", "distill.batch_size=32",
+            "distill.generator.args.ngf=8", "distill.sample_grid_size=4"]
+    full = torchrun(*args, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen([*launcher, *args, "--out", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
+    deadline = time.monotonic() + 300
+    while not list_states(out / "checkpoints"):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no state checkpoint appeared"
+        time.sleep(0.05)  # polling the subprocess
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode != 0, "the run finished before the signal; nothing was interrupted"
+    stopped_at = list_states(out / "checkpoints")[0][0]
+    assert stopped_at < 40
+    assert len(load_checkpoint(list_states(out / "checkpoints")[0][1], kind="state")["state"]["rng"]) == 2
+
+    resumed = torchrun(*args, "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")["models"]["student"]["state_dict"]
+    b = load_checkpoint(out / "checkpoints" / "last.pt")["models"]["student"]["state_dict"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

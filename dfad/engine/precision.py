@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Callable, ContextManager
 
 import torch
@@ -18,6 +19,16 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type != "cuda":
         raise DfadError("precision fp16 needs a CUDA device (autocast + gradient scaling); on CPU use "
                         "precision=bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and not _cpu_has_native_bf16():
+        warnings.warn("precision bf16: this CPU has no native bf16 instructions (AVX512-BF16 / AMX); "
+                      "bf16 will likely be slower than fp32 here", stacklevel=2)
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast_factory(precision: str, device: torch.device) -> Callable[[], ContextManager]:
