@@ -76,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default="student",
                           help="which model of the checkpoint: student (default) or teacher; a checkpoint "
                                "holding one model needs no choice")
+    reproduce = sub.add_parser("reproduce", help="run the rows of a paper table and write it beside the paper's figures",
+                               description="Runs (or reuses / resumes) every requested row of a table for each seed "
+                                           "and writes a Markdown table and JSON with mean ± std beside the paper's "
+                                           "figure and the command to rerun each row.")
+    reproduce.add_argument("table", help="table name, e.g. table2_mnist (see dfad/configs/tables)")
+    reproduce.add_argument("--rows", default=None, help="comma-separated rows (default: all)")
+    reproduce.add_argument("--seeds", type=int, default=2, help="seeds per row (default 2)")
+    reproduce.add_argument("--budget", default="paper",
+                           help="distillation iterations per run: 'paper' (the config's) or a number (CPU-scaled)")
+    reproduce.add_argument("--data-root", default=None, help="folder holding the datasets")
+    reproduce.add_argument("--out", default="runs/reproduce", help="where the runs go (reused across calls)")
+    reproduce.add_argument("--results", default=None, help="also write TABLE.md and TABLE.json into this folder")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -112,6 +125,20 @@ def run(args) -> int:
         from .demo import run_demo
 
         run_demo(args.out, force=args.force, progress=not args.quiet, overrides=tuple(args.overrides))
+        return 0
+    if args.command == "reproduce":
+        from .reproduce import reproduce
+
+        if args.seeds < 1:
+            raise DfadError(f"--seeds must be at least 1, got {args.seeds}")
+        if args.budget == "paper":
+            budget = None
+        elif args.budget.isdigit() and int(args.budget) > 0:
+            budget = int(args.budget)
+        else:
+            raise DfadError(f"--budget must be 'paper' or a positive number of iterations, got '{args.budget}'")
+        reproduce(args.table, out=args.out, rows=args.rows.split(",") if args.rows else None, seeds=args.seeds,
+                  budget=budget, data_root=args.data_root, results=args.results, progress=not args.quiet)
         return 0
     from . import runs
 

@@ -75,7 +75,9 @@ class TeacherConfig:
 
 @dataclass
 class DistillConfig:
-    method: str = "dfad"
+    method: str = "dfad"  # dfad | random | kd | dafl
+    # Method-specific keyword arguments, e.g. kd: {data: fashion_mnist}; dafl: {onehot: 1, activation: 0.1, entropy: 5}
+    method_args: dict = field(default_factory=dict)
     student: ModelSpec = field(default_factory=lambda: ModelSpec("convnet", {"width": 8}))
     generator: ModelSpec = field(default_factory=lambda: ModelSpec("generator_a", {"ngf": 64}))
     nz: int = 100

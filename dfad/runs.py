@@ -206,6 +206,17 @@ def load_teacher(cfg: Config, dataset: ImageDataset, task, device) -> nn.Module:
     return teacher
 
 
+def load_real_images(cfg: Config, name: str, info: DatasetInfo) -> ImageDataset:
+    """The training split of dataset `name`, resized and normalised like the teacher's inputs
+    (for the KD baselines, which distill on real images from the task's or another dataset)."""
+    images = DATASETS.build(name, root=resolve_data_root(cfg.data.root), train=True, download=cfg.data.download,
+                            image_size=info.image_size, mean=info.mean, std=info.std)
+    if images.info.channels != info.channels:
+        raise DfadError(f"dataset '{name}' has {images.info.channels} channel(s) but the teacher takes "
+                        f"{info.channels}; choose data with the same number of channels")
+    return images
+
+
 def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task, device,
                        distributed: Distributed = SINGLE):
     """The configured method (DFAD by default) with a fresh student, generator and their optimisers.
@@ -226,6 +237,12 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
     g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
     extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
+    extra.update(dc.method_args)
+    if getattr(METHODS.get(dc.method), "needs_real_images", False):
+        real = load_real_images(cfg, dc.method_args.get("data") or cfg.data.name, info)
+        extra["images"] = ShuffledBatches(real.images, real.labels, dc.batch_size,
+                                          torch.Generator().manual_seed(cfg.seed), distributed.rank,
+                                          distributed.world_size)
     method = METHODS.build(
         dc.method, teacher=teacher, student=student, generator=generator, task=task,
         student_optimizer=s_opt, generator_optimizer=g_opt,
@@ -252,7 +269,7 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, resume: bool =
     run.write_config(cfg)
     dc = cfg.distill
     method = build_distillation(cfg, teacher, info, task, device, distributed)
-    student, generator = method.student, method.generator
+    student, generator = method.student, getattr(method, "generator", None)  # KD has no generator
     teacher_metric = evaluate(teacher, test_set, task, cfg.data.eval_batch_size, device)
     result = fit(method, run, iterations=dc.iterations, val_every=dc.val_every, log_every=dc.log_every,
                  validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
@@ -280,10 +297,10 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, resume: bool =
         "student_arch": dc.student.arch,
         "teacher_model": describe_model(teacher),
         "student_model": describe_model(student),
-        "generator_model": describe_model(generator),
+        "generator_model": describe_model(generator) if generator is not None else None,
         **{f"teacher_{k}": v for k, v in model_profile(teacher, info.input_shape).items()},
         **{f"student_{k}": v for k, v in model_profile(student, info.input_shape).items()},
-        "generator_params": count_parameters(generator),
+        "generator_params": count_parameters(generator) if generator is not None else 0,
         "teacher_checkpoint": str(cfg.teacher.checkpoint),
         "seed": cfg.seed,
         **origin,

@@ -8,19 +8,21 @@ import math
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import DfadError
-from ..methods import Method
 from ..errors import Interrupted
 from .checkpoint import list_states, load_newest_state, model_entry, prune_states, save_checkpoint, state_path
 from .run_dir import RunDir
 from .distributed import SINGLE, Distributed
 from .signals import StopRequests
 from .state import capture_rng, restore_rng
+
+if TYPE_CHECKING:  # the methods package imports the engine
+    from ..methods import Method
 
 
 @dataclass

@@ -116,3 +116,25 @@ class DFAD(Method):
         with torch.no_grad(), preserved_buffers(self.generator):
             self.generator.train()
             return self.generator(self.grid_noise)
+
+
+@METHODS.register("random")
+class RandomGenerator(DFAD):
+    """The RANDOM baseline: DFAD's imitation steps on samples of a fixed, untrained generator.
+
+    Only the student learns; the generator keeps its initial weights (its BatchNorm layers still
+    normalise each batch, as in DFAD's imitation step)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.optimizers = {"student": self.optimizers["student"]}
+        self.schedulers = {"student": self.schedulers["student"]}
+        self.scalers = {"student": self.scalers["student"]}
+        for p in self.generator.parameters():
+            p.requires_grad_(False)
+
+    def step(self) -> dict[str, float]:
+        self.teacher.eval()
+        self.student.train()
+        self.generator.train()
+        return {"student_loss": fmean(self.imitation_step() for _ in range(self.imitation_steps))}

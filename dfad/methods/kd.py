@@ -1,0 +1,72 @@
+"""Knowledge distillation on real images: the KD-ORI / KD-REL / KD-UNR baselines.
+
+The student matches the teacher's logits with the task's discrepancy (L1, as DFAD's imitation
+step) on batches of a real dataset: the teacher's own training data (KD-ORI), related data
+(KD-REL) or unrelated data (KD-UNR). Labels are never used. One iteration is `imitation_steps`
+student updates, so a KD run makes as many student updates as a DFAD run of the same length.
+"""
+from __future__ import annotations
+
+from statistics import fmean
+
+import torch
+from torch import nn
+
+from .base import METHODS, Method, freeze
+from .supervised import ShuffledBatches
+from ..engine.precision import autocast_factory, grad_scaler
+
+
+@METHODS.register("kd")
+class KD(Method):
+    # The runner loads `method_args.data` (default: the task's own training split) for methods
+    # that declare they learn from real images.
+    needs_real_images = True
+
+    def __init__(self, *, teacher: nn.Module, student: nn.Module, task, student_optimizer, student_scheduler,
+                 images: ShuffledBatches, imitation_steps: int = 5, device="cpu", precision: str = "fp32",
+                 data: str | None = None, grid_size: int = 64, **unused_generator_parts):
+        self.teacher = freeze(teacher)
+        self.student, self.task, self.images = student, task, images
+        self.data_name = data
+        self.imitation_steps = imitation_steps
+        self.device = torch.device(device)
+        self.evaluated = student
+        self.models = {"student": student}
+        self.optimizers = {"student": student_optimizer}
+        self.schedulers = {"student": student_scheduler}
+        self.autocast = autocast_factory(precision, self.device)
+        self.scaler = grad_scaler(precision, self.device)
+        self.grid = images.images[:grid_size].to(self.device)  # what the student learns from, for the grid
+
+    def imitation_step(self) -> float:
+        images, _ = next(self.images)
+        images = images.to(self.device, non_blocking=True)
+        with torch.no_grad(), self.autocast():
+            teacher_out = self.teacher(images)
+        with self.autocast():
+            student_out = self.student(images)
+        loss = self.task.discrepancy(student_out.float(), teacher_out.float())
+        optimizer = self.optimizers["student"]
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.distributed.average_gradients(self.student.parameters())
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        return loss.item()
+
+    def step(self) -> dict[str, float]:
+        self.teacher.eval()
+        self.student.train()
+        return {"student_loss": fmean(self.imitation_step() for _ in range(self.imitation_steps))}
+
+    def sample_images(self) -> torch.Tensor:
+        return self.grid
+
+    def extra_state(self) -> dict:
+        return {"images": self.images.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.images.load_state_dict(state["images"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,189 @@
+"""`dfad reproduce TABLE`: run the rows of one of the paper's tables and write it beside the paper.
+
+A table is data (`dfad/configs/tables/NAME.yaml`): a base config, and per row the overrides that
+make it (method, method arguments, data) and the paper's figure. Runs go to OUT/TABLE/ROW/seedS
+and are reused when finished or resumed when not (the engine's auto-resume), so the command can
+be repeated, interrupted and extended with more seeds or rows.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from . import runs
+from .config import SHIPPED_CONFIGS, load_config, suggest
+from .engine.run_dir import holds_run
+from .errors import DfadError
+from .provenance import provenance
+
+TABLES = SHIPPED_CONFIGS / "tables"
+
+
+@dataclass
+class Row:
+    name: str
+    paper: Optional[float]
+    overrides: list[str] = field(default_factory=list)
+    kind: str = "distill"  # distill | teacher
+    note: str = ""
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    config: str
+    rows: list[Row]
+    note: str = ""
+
+
+def available_tables() -> list[str]:
+    return sorted(p.stem for p in TABLES.glob("*.yaml"))
+
+
+def load_table(name: str) -> Table:
+    path = TABLES / f"{name}.yaml"
+    if not path.is_file():
+        names = available_tables()
+        raise DfadError(f"unknown table '{name}'{suggest(name, names)}; choose one of: {', '.join(names)}")
+    data = yaml.safe_load(path.read_text())
+    rows = [Row(name=row_name, paper=spec.get("paper"), overrides=list(spec.get("overrides", [])),
+                kind=spec.get("kind", "distill"), note=spec.get("note", ""))
+            for row_name, spec in data["rows"].items()]
+    return Table(name=name, title=data["title"], config=data["config"], rows=rows, note=data.get("note", ""))
+
+
+def _row_config(table: Table, row: Row, seed: int, budget: Optional[int], data_root: Optional[str],
+                teacher_path: Optional[Path]):
+    overrides = [*row.overrides, f"seed={seed}"]
+    if budget is not None and row.kind == "distill":
+        overrides.append(f"distill.iterations={budget}")
+    cfg = load_config(table.config, overrides)
+    if data_root:
+        cfg.data.root = data_root
+    if teacher_path is not None:
+        cfg.teacher.checkpoint = str(teacher_path)
+    return cfg, overrides
+
+
+def _finished(run: Path, iterations: int) -> Optional[dict]:
+    summary = run / "summary.json"
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        if data.get("iterations") == iterations or data.get("stopped_at_target") or data.get("stopped_by_time_limit"):
+            return data
+    return None
+
+
+def _row_command(table: Table, row: Row, seeds: int, budget: Optional[int]) -> str:
+    parts = ["dfad", "reproduce", table.name, "--rows", row.name, "--seeds", str(seeds)]
+    if budget is not None:
+        parts += ["--budget", str(budget)]
+    return " ".join(parts)
+
+
+def _single_run_command(table: Table, row: Row, overrides: list[str], out: Path, teacher: Optional[Path]) -> str:
+    command = "train-teacher" if row.kind == "teacher" else "distill"
+    parts = ["dfad", command, "--config", table.config, "--data-root", "DATA", "--out", str(out)]
+    if teacher is not None:
+        parts += ["--teacher", str(teacher)]
+    return " ".join([*parts, *(shlex.quote(o) for o in overrides)])
+
+
+def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = None, seeds: int = 2,
+              budget: Optional[int] = None, data_root: Optional[str] = None, results: Optional[str | Path] = None,
+              progress: bool = True) -> dict[str, Any]:
+    table = load_table(table_name)
+    chosen = table.rows
+    if rows:
+        known = [r.name for r in table.rows]
+        for name in rows:
+            if name not in known:
+                raise DfadError(f"table '{table.name}' has no row '{name}'{suggest(name, known)}; rows: {', '.join(known)}")
+        chosen = [r for r in table.rows if r.name in rows]
+    origin = provenance()
+    root = Path(out) / table.name
+    budget_label = "paper-budget" if budget is None else f"budget-{budget}"
+    teacher_row = next((r for r in table.rows if r.kind == "teacher"), Row("teacher", None, kind="teacher"))
+
+    def teacher_run(seed: int) -> Path:
+        run = root / teacher_row.name / f"seed{seed}"
+        cfg, _ = _row_config(table, teacher_row, seed, None, data_root, None)
+        if not _finished(run, cfg.teacher.iterations):
+            print(f"[{table.name}] training teacher seed {seed} -> {run}")
+            runs.train_teacher(cfg, run, progress=progress)
+        return run / "teacher.pt"
+
+    records = []
+    for row in chosen:
+        values, row_runs = [], []
+        for seed in range(seeds):
+            # Teachers are shared by every budget; distillation runs are kept apart per budget.
+            run = (root / row.name if row.kind == "teacher" else root / budget_label / row.name) / f"seed{seed}"
+            started = time.perf_counter()
+            if row.kind == "teacher":
+                teacher_run(seed)
+                summary = json.loads((run / "summary.json").read_text())
+                value = summary["teacher_accuracy"]
+                _, overrides = _row_config(table, row, seed, None, data_root, None)
+                teacher = None
+            else:
+                teacher = teacher_run(0)  # every distillation row learns from the same teacher
+                cfg, overrides = _row_config(table, row, seed, budget, data_root, teacher)
+                summary = _finished(run, cfg.distill.iterations)
+                if summary is None:
+                    print(f"[{table.name}] {row.name} seed {seed} -> {run}"
+                          f"{' (resuming)' if holds_run(run) else ''}")
+                    summary = runs.distill(cfg, run, progress=progress)
+                value = summary["student_accuracy"]
+            values.append(value)
+            row_runs.append({"seed": seed, "run": str(run), "value": value, "iterations": summary.get("iterations"),
+                             "wall_seconds": summary.get("wall_seconds"),
+                             "this_call_seconds": round(time.perf_counter() - started, 1),
+                             "command": _single_run_command(table, row, overrides, run, teacher)})
+        records.append({
+            "row": row.name, "paper": row.paper, "note": row.note, "values": values,
+            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "seeds": len(values), "budget_iterations": budget if row.kind == "distill" else None,
+            "rerun": _row_command(table, row, seeds, budget), "runs": row_runs,
+        })
+    result = {"table": table.name, "title": table.title, "config": table.config, "note": table.note,
+              "budget_iterations": budget, "rows": records, **origin}
+    if results:
+        write_results(result, Path(results))
+    print(render_markdown(result))
+    return result
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    budget = result["budget_iterations"]
+    lines = [f"# {result['title']}", ""]
+    if result.get("note"):
+        lines += [result["note"], ""]
+    lines += [f"Distillation budget: {'the config' + chr(39) + 's iterations (paper)' if budget is None else f'{budget} iterations per run (scaled for CPU)'}; "
+              f"mean ± std over seeds; git {result.get('git_commit')}; {result['machine']['cpu']}, "
+              f"{result['machine']['torch_threads']} threads, torch {result['machine']['torch']}.", "",
+              "| row | ours | seeds | paper | note | rerun |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in result["rows"]:
+        paper = "—" if r["paper"] is None else f"{r['paper']:.3f}"
+        lines.append(f"| {r['row']} | {r['mean']:.4f} ± {r['std']:.4f} | {r['seeds']} | {paper} | {r['note']} | "
+                     f"`{r['rerun']}` |")
+    lines += ["", "Single runs (values, wall time, command):", ""]
+    for r in result["rows"]:
+        for run in r["runs"]:
+            lines.append(f"- {r['row']} seed {run['seed']}: {run['value']:.4f}, {run['iterations']} it, "
+                         f"{run['wall_seconds']} s — `{run['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(result: dict[str, Any], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{result['table']}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / f"{result['table']}.md").write_text(render_markdown(result))
