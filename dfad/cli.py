@@ -13,6 +13,8 @@ EPILOG = """examples:
   dfad train-teacher --config mnist --data-root DATA --out runs/mnist-teacher
   dfad distill --config mnist --data-root DATA --teacher runs/mnist-teacher/teacher.pt --out runs/mnist-dfad distill.iterations=500
   dfad evaluate --config mnist --data-root DATA --checkpoint runs/mnist-dfad/checkpoints/best.pt
+  dfad reproduce table2_mnist --data-root DATA --seeds 2 --budget 400 --results results/reproduce
+  torchrun --nproc_per_node=2 -m dfad distill --config mnist --teacher T.pt --out runs/ddp
 
 Overrides are dotted config keys with YAML values, e.g. distill.batch_size=256 data.image_size=32.
 Data root: --data-root, else $DFAD_DATA_ROOT, else ~/.cache/dfad/data."""

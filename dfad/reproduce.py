@@ -49,7 +49,10 @@ def available_tables() -> list[str]:
 
 
 def load_table(name: str) -> Table:
-    path = TABLES / f"{name}.yaml"
+    """A shipped table by name, or a table YAML file by path."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else TABLES / f"{name}.yaml"
+    if name.endswith((".yaml", ".yml")) and not path.is_file():
+        raise DfadError(f"table file {path} does not exist")
     if not path.is_file():
         names = available_tables()
         raise DfadError(f"unknown table '{name}'{suggest(name, names)}; choose one of: {', '.join(names)}")
@@ -57,7 +60,7 @@ def load_table(name: str) -> Table:
     rows = [Row(name=row_name, paper=spec.get("paper"), overrides=list(spec.get("overrides", [])),
                 kind=spec.get("kind", "distill"), note=spec.get("note", ""))
             for row_name, spec in data["rows"].items()]
-    return Table(name=name, title=data["title"], config=data["config"], rows=rows, note=data.get("note", ""))
+    return Table(name=path.stem, title=data["title"], config=data["config"], rows=rows, note=data.get("note", ""))
 
 
 def _row_config(table: Table, row: Row, seed: int, budget: Optional[int], data_root: Optional[str],

@@ -127,5 +127,5 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
 def test_help_lists_every_subcommand():
     result = dfad("--help")
     assert result.returncode == 0
-    for command in ("demo", "train-teacher", "distill", "evaluate"):
+    for command in ("demo", "train-teacher", "distill", "evaluate", "reproduce"):
         assert command in result.stdout
