@@ -71,6 +71,7 @@ class TeacherConfig:
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("adam", lr=1e-3))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     val_every: int = 200
+    augment: str = "none"  # none | crop_flip (random 4-pixel shifts and horizontal flips, for CIFAR)
 
 
 @dataclass
@@ -151,6 +152,8 @@ class Config:
         for key, value in positive.items():
             if value <= 0:
                 raise DfadError(f"config: {key} must be positive, got {value if key != 'seed' else self.seed}")
+        if self.teacher.augment not in ("none", "crop_flip"):
+            raise DfadError(f"config: teacher.augment must be none or crop_flip, got '{self.teacher.augment}'")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise DfadError(f"config: precision must be fp32, bf16 or fp16, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:

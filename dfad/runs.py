@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .config import Config, config_to_dict, load_config
+from .data.augment import get_augmentation
 from .data import DATASETS, DatasetInfo, ImageDataset, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
 from .engine.run_dir import holds_run
@@ -159,7 +160,8 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
     scheduler = build_scheduler(optimizer, tc.schedule, tc.iterations)
     distributed.broadcast_module(model)
     loader = ShuffledBatches(train_set.images, train_set.labels, tc.batch_size,
-                             torch.Generator().manual_seed(cfg.seed), distributed.rank, distributed.world_size)
+                             torch.Generator().manual_seed(cfg.seed), distributed.rank, distributed.world_size,
+                             augment=get_augmentation(tc.augment))
     method = METHODS.build("supervised", model=model, task=task, loader=loader, optimizer=optimizer,
                            scheduler=scheduler, device=device, name="teacher", precision=cfg.precision)
     method.distributed = distributed

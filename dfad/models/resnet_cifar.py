@@ -2,7 +2,7 @@
 
 `cifar_resnet18` / `cifar_resnet34` are the ImageNet layouts (BasicBlock, widths 64-512) with the
 CIFAR stem, as in the DFAD paper's CIFAR experiments; `cifar_resnet20` / `cifar_resnet56` are the
-small three-stage CIFAR ResNets (widths 16-64), for CPU-sized experiments.
+small three-stage CIFAR ResNets (widths 16-64; also `cifar_resnet8`), for CPU-sized experiments.
 """
 from __future__ import annotations
 
@@ -69,3 +69,8 @@ def cifar_resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
 @MODELS.register("cifar_resnet56")
 def cifar_resnet56(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     return CifarResNet([9, 9, 9], [16, 32, 64], num_classes, in_channels)
+
+
+@MODELS.register("cifar_resnet8")
+def cifar_resnet8(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    return CifarResNet([1, 1, 1], [16, 32, 64], num_classes, in_channels)
