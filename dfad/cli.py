@@ -147,14 +147,16 @@ def run(args) -> int:
     cfg = _load(args)
     if args.command == "train-teacher":
         summary = runs.train_teacher(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
-        _say(f"teacher accuracy {summary['teacher_accuracy']:.4f} -> {summary['teacher_checkpoint']}")
+        metric = summary["metric"]
+        _say(f"teacher {metric} {summary[f'teacher_{metric}']:.4f} -> {summary['teacher_checkpoint']}")
     elif args.command == "distill":
         if args.teacher:
             cfg.teacher.checkpoint = args.teacher
         summary = runs.distill(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
-        _say(f"teacher accuracy {summary['teacher_accuracy']:.4f}, student accuracy "
-              f"{summary['student_accuracy']:.4f} (best {summary['best_student_accuracy']:.4f} at iteration "
-              f"{summary['best_iteration']}); run folder {args.out}")
+        m = summary["metric"]
+        _say(f"teacher {m} {summary[f'teacher_{m}']:.4f}, student {m} {summary[f'student_{m}']:.4f} "
+             f"(best {summary[f'best_student_{m}']:.4f} at iteration {summary['best_iteration']}); "
+             f"run folder {args.out}")
     elif args.command == "evaluate":
         print(json.dumps(runs.evaluate_checkpoint(cfg, args.checkpoint, role=args.model), indent=2))
     return 0

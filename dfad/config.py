@@ -71,7 +71,9 @@ class TeacherConfig:
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("adam", lr=1e-3))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     val_every: int = 200
-    augment: str = "none"  # none | crop_flip (random 4-pixel shifts and horizontal flips, for CIFAR)
+    # none | crop_flip (random 4-pixel shifts + horizontal flips, CIFAR) | seg_crop_flip (random
+    # data.image_size crops + flips of images and label maps, segmentation)
+    augment: str = "none"
 
 
 @dataclass
@@ -110,7 +112,7 @@ class CheckpointingConfig:
 
 @dataclass
 class Config:
-    task: str = "classification"
+    task: str = "classification"  # classification | segmentation
     seed: int = 0
     device: str = "cpu"
     threads: Optional[int] = None  # torch.set_num_threads; None keeps torch's default
@@ -152,8 +154,9 @@ class Config:
         for key, value in positive.items():
             if value <= 0:
                 raise DfadError(f"config: {key} must be positive, got {value if key != 'seed' else self.seed}")
-        if self.teacher.augment not in ("none", "crop_flip"):
-            raise DfadError(f"config: teacher.augment must be none or crop_flip, got '{self.teacher.augment}'")
+        if self.teacher.augment not in ("none", "crop_flip", "seg_crop_flip"):
+            raise DfadError(f"config: teacher.augment must be none, crop_flip or seg_crop_flip, "
+                            f"got '{self.teacher.augment}'")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise DfadError(f"config: precision must be fp32, bf16 or fp16, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:

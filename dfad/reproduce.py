@@ -134,7 +134,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
             if row.kind == "teacher":
                 teacher_run(seed)
                 summary = json.loads((run / "summary.json").read_text())
-                value = summary["teacher_accuracy"]
+                value = summary[f"teacher_{summary.get('metric', 'accuracy')}"]
                 _, overrides = _row_config(table, row, seed, None, data_root, None)
                 teacher = None
             else:
@@ -145,7 +145,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
                     print(f"[{table.name}] {row.name} seed {seed} -> {run}"
                           f"{' (resuming)' if holds_run(run) else ''}")
                     summary = runs.distill(cfg, run, progress=progress)
-                value = summary["student_accuracy"]
+                value = summary[f"student_{summary.get('metric', 'accuracy')}"]
             values.append(value)
             row_runs.append({"seed": seed, "run": str(run), "value": value, "iterations": summary.get("iterations"),
                              "wall_seconds": summary.get("wall_seconds"),

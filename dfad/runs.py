@@ -161,7 +161,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
     distributed.broadcast_module(model)
     loader = ShuffledBatches(train_set.images, train_set.labels, tc.batch_size,
                              torch.Generator().manual_seed(cfg.seed), distributed.rank, distributed.world_size,
-                             augment=get_augmentation(tc.augment))
+                             augment=get_augmentation(tc.augment, train_set.info.image_size))
     method = METHODS.build("supervised", model=model, task=task, loader=loader, optimizer=optimizer,
                            scheduler=scheduler, device=device, name="teacher", precision=cfg.precision)
     method.distributed = distributed
@@ -185,6 +185,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
         "best_iteration": result.best_iteration,
         "iterations": result.iterations,
         "wall_seconds": round(result.wall_seconds, 2),
+        "metric": metric,
         "teacher_arch": tc.model.arch,
         "teacher_model": describe_model(model),
         **{f"teacher_{k}": v for k, v in model_profile(model, train_set.info.input_shape).items()},
@@ -294,6 +295,7 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, resume: bool =
         "stopped_at_target": result.stopped_at_target,
         "wall_seconds": round(result.wall_seconds, 2),
         "seconds_per_iteration": round(result.wall_seconds / result.iterations, 4),
+        "metric": metric,
         "method": dc.method,
         "teacher_arch": teacher.dfad_spec["arch"],
         "student_arch": dc.student.arch,

@@ -64,3 +64,63 @@ class Classification:
 
 
 TASKS.register("classification")(Classification)
+
+
+class MeanIoU:
+    """Mean intersection-over-union over classes, from a confusion matrix; pixels labelled
+    `ignore_index` (void) are left out. Classes absent from both prediction and ground truth
+    are left out of the mean."""
+
+    name = "miou"
+
+    def __init__(self, num_classes: int, ignore_index: int):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        if logits.shape[-2:] != labels.shape[-2:]:
+            logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        predicted, labels = logits.argmax(1).flatten().cpu(), labels.flatten().cpu()
+        keep = labels != self.ignore_index
+        index = labels[keep] * self.num_classes + predicted[keep]
+        self.confusion += torch.bincount(index, minlength=self.num_classes ** 2).view(self.num_classes, -1)
+
+    def per_class(self) -> list[float]:
+        hits = self.confusion.diag().double()
+        union = self.confusion.sum(0).double() + self.confusion.sum(1).double() - hits
+        return [float(h / u) if u > 0 else float("nan") for h, u in zip(hits, union)]
+
+    def compute(self) -> float:
+        present = [v for v in self.per_class() if v == v]  # NaN: class never seen nor predicted
+        return sum(present) / len(present) if present else 0.0
+
+
+class Segmentation(Classification):
+    """Logits [N, C, H, W]; the same game per pixel. The generator maximises log(L1 + 1), which
+    the paper uses for segmentation because per-pixel discrepancies vary widely in scale."""
+
+    name = "segmentation"
+    metric_name = MeanIoU.name
+
+    def __init__(self, ignore_index: int = 255):
+        self.ignore_index = ignore_index
+
+    def generator_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return -torch.log(self.discrepancy(student_logits, teacher_logits) + 1)
+
+    def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+
+    def new_metric(self, num_classes: int) -> MeanIoU:
+        return MeanIoU(num_classes, self.ignore_index)
+
+    def check_outputs(self, outputs: torch.Tensor, num_classes: int, who: str) -> None:
+        if outputs.dim() != 4:
+            raise DfadError(f"{who} returned outputs of shape {tuple(outputs.shape)}; a segmentation model must "
+                            f"return per-pixel logits [N, num_classes, H, W]")
+        if outputs.shape[1] != num_classes:
+            raise DfadError(f"{who} has {outputs.shape[1]} outputs but the data has {num_classes} classes; "
+                            f"build it with num_classes={num_classes} or use a matching checkpoint")
+
+
+TASKS.register("segmentation")(Segmentation)

@@ -78,13 +78,13 @@ def test_cifar10_errors_name_the_layouts_and_the_fix(tmp_path):
 
 
 def test_random_crop_flip_is_deterministic_and_keeps_content():
-    images = torch.randn(16, 3, 8, 8)
-    a = random_crop_flip(images, torch.Generator().manual_seed(1), padding=2)
-    b = random_crop_flip(images, torch.Generator().manual_seed(1), padding=2)
-    assert torch.equal(a, b) and a.shape == images.shape
-    assert not torch.equal(a, random_crop_flip(images, torch.Generator().manual_seed(2), padding=2))
+    images, labels = torch.randn(16, 3, 8, 8), torch.arange(16)
+    a, a_labels = random_crop_flip(images, labels, torch.Generator().manual_seed(1), padding=2)
+    b, _ = random_crop_flip(images, labels, torch.Generator().manual_seed(1), padding=2)
+    assert torch.equal(a, b) and a.shape == images.shape and torch.equal(a_labels, labels)
+    assert not torch.equal(a, random_crop_flip(images, labels, torch.Generator().manual_seed(2), padding=2)[0])
     # with no padding every crop is the image itself, possibly mirrored
-    c = random_crop_flip(images, torch.Generator().manual_seed(3), padding=0)
+    c, _ = random_crop_flip(images, labels, torch.Generator().manual_seed(3), padding=0)
     for original, out in zip(images, c):
         assert torch.equal(out, original) or torch.equal(out, original.flip(-1))
 
@@ -113,3 +113,18 @@ def test_cifar_configs_run_their_real_code_path(cifar10_pickles, tmp_path, confi
         assert 0.0 <= summary["student_accuracy"] <= 1.0 and summary["iterations"] == 2
         losses = [v for r in read_metrics(tmp_path / method) for k, v in r.items() if k.endswith("loss")]
         assert losses and all(math.isfinite(v) for v in losses)
+
+
+def test_cifar100_config_runs_its_real_code_path(tmp_path):
+    from dfad.runs import distill, train_teacher
+
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    _write_pickle(folder / "train", list(range(0, 100, 10)), b"fine_labels", 1)
+    _write_pickle(folder / "test", list(range(5, 100, 10)), b"fine_labels", 2)
+    cfg = load_config("cifar100", TINY_CIFAR)
+    cfg.data.root = str(tmp_path)
+    teacher = train_teacher(cfg, tmp_path / "teacher", progress=False)
+    cfg.teacher.checkpoint = teacher["teacher_checkpoint"]
+    summary = distill(cfg, tmp_path / "dfad", progress=False)
+    assert summary["teacher_model"].startswith("cifar_resnet34") and 0.0 <= summary["student_accuracy"] <= 1.0

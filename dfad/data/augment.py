@@ -5,6 +5,7 @@ augments exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import torch
@@ -13,9 +14,11 @@ import torch.nn.functional as F
 from ..errors import DfadError
 
 
-def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+def random_crop_flip(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                     padding: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """The standard CIFAR augmentation: zero-pad by `padding` (zero = the mean colour, since images
-    are normalised), crop back to the original size at a random offset, flip half horizontally."""
+    are normalised), crop back to the original size at a random offset, flip half horizontally.
+    Class labels pass through."""
     n, _, h, w = images.shape
     padded = F.pad(images, (padding,) * 4)
     offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
@@ -24,13 +27,39 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     for i, ((dy, dx), flip) in enumerate(zip(offsets.tolist(), flips.tolist())):
         crop = padded[i, :, dy:dy + h, dx:dx + w]
         out[i] = crop.flip(-1) if flip else crop
-    return out
+    return out, labels
 
 
-AUGMENTATIONS: dict[str, Optional[Callable]] = {"none": None, "crop_flip": random_crop_flip}
+def random_crop_flip_pairs(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                           size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation: the same random `size` x `size` crop and horizontal flip of each image and
+    its label map (smaller images are padded: with 0 = the mean colour, and with void labels)."""
+    n, c, h, w = images.shape
+    if h < size or w < size:
+        pad_h, pad_w = max(0, size - h), max(0, size - w)
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+        labels = F.pad(labels, (0, pad_w, 0, pad_h), value=255)
+        h, w = images.shape[-2:]
+    tops = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
+    lefts = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
+    flips = (torch.rand(n, generator=generator) < 0.5).tolist()
+    out_images, out_labels = images.new_empty(n, c, size, size), labels.new_empty(n, size, size)
+    for i, (top, left, flip) in enumerate(zip(tops, lefts, flips)):
+        image = images[i, :, top:top + size, left:left + size]
+        label = labels[i, top:top + size, left:left + size]
+        out_images[i], out_labels[i] = (image.flip(-1), label.flip(-1)) if flip else (image, label)
+    return out_images, out_labels
 
 
-def get_augmentation(name: str) -> Optional[Callable]:
-    if name not in AUGMENTATIONS:
-        raise DfadError(f"unknown augmentation '{name}'; choose one of: {', '.join(AUGMENTATIONS)}")
-    return AUGMENTATIONS[name]
+AUGMENTATIONS = ("none", "crop_flip", "seg_crop_flip")
+
+
+def get_augmentation(name: str, crop_size: int) -> Optional[Callable]:
+    """callable(images, labels, generator) -> (images, labels), or None for "none"."""
+    if name == "none":
+        return None
+    if name == "crop_flip":
+        return random_crop_flip
+    if name == "seg_crop_flip":
+        return functools.partial(random_crop_flip_pairs, size=crop_size)
+    raise DfadError(f"unknown augmentation '{name}'; choose one of: {', '.join(AUGMENTATIONS)}")

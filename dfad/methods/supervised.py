@@ -23,7 +23,7 @@ class ShuffledBatches:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator,
                  rank: int = 0, world_size: int = 1, augment=None):
         self.images, self.labels, self.batch_size, self.generator = images, labels, batch_size, generator
-        self.augment = augment  # callable(images, generator) -> images, or None
+        self.augment = augment  # callable(images, labels, generator) -> (images, labels), or None
         # Distributed: every rank shuffles alike and takes its own slice of each global batch.
         self.rank, self.world_size = rank, world_size
         self.order = torch.randperm(len(images), generator=generator)
@@ -38,8 +38,8 @@ class ShuffledBatches:
         index = self.order[self.position:self.position + self.batch_size]
         self.position += self.batch_size
         if self.augment is not None:  # augment the whole global batch: every rank draws alike
-            return self.augment(self.images[index], self.generator)[self.rank::self.world_size], \
-                self.labels[index][self.rank::self.world_size]
+            images, labels = self.augment(self.images[index], self.labels[index], self.generator)
+            return images[self.rank::self.world_size], labels[self.rank::self.world_size]
         index = index[self.rank::self.world_size]
         return self.images[index], self.labels[index]
 

@@ -211,3 +211,38 @@ class GeneratorA(nn.Module):
 @MODELS.register("generator_a")
 def generator_a(nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int = 32) -> GeneratorA:
     return GeneratorA(nz, ngf, channels, image_size)
+
+
+class GeneratorB(nn.Module):
+    """A DCGAN-style generator for larger images (the paper's Caltech101 / segmentation generator).
+
+    z -> linear projection to (8·ngf, s/16, s/16) -> BatchNorm, then four [nearest x2, 3x3 conv,
+    BN, LeakyReLU] stages halving the width (8·ngf -> 4·ngf -> 2·ngf -> ngf -> ngf), a 3x3 conv
+    to `channels`, Tanh and an affine-free BatchNorm, as GeneratorA. The upsampling convolutions
+    use the same fast formulations as GeneratorA's.
+    """
+
+    def __init__(self, nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128):
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"GeneratorB needs an image size divisible by 16, got {image_size}")
+        self.nz, self.channels, self.image_size = nz, channels, image_size
+        self.init_size = image_size // 16
+        self.project = nn.Linear(nz, 8 * ngf * self.init_size**2)
+        self.project_norm = nn.BatchNorm2d(8 * ngf)
+        widths = [8 * ngf, 4 * ngf, 2 * ngf, ngf, ngf]
+        stages = []
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            stages += [NearestUpConv2d(cin, cout), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+        self.stages = nn.Sequential(*stages)
+        self.to_image = nn.Sequential(FewOutputConv2d(ngf, channels), nn.Tanh(),
+                                      nn.BatchNorm2d(channels, affine=False))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z.flatten(1)).view(z.shape[0], -1, self.init_size, self.init_size)
+        return self.to_image(self.stages(self.project_norm(x)))
+
+
+@MODELS.register("generator_b")
+def generator_b(nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128) -> GeneratorB:
+    return GeneratorB(nz, ngf, channels, image_size)
