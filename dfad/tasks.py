@@ -54,10 +54,12 @@ class Classification:
     def new_metric(self, num_classes: int) -> Accuracy:
         return Accuracy(num_classes)
 
+    # What the models must return: logits with this many dimensions, described for error messages.
+    output_dims, output_description = 2, "a classifier must return logits [N, num_classes]"
+
     def check_outputs(self, outputs: torch.Tensor, num_classes: int, who: str) -> None:
-        if outputs.dim() != 2:
-            raise DfadError(f"{who} returned outputs of shape {tuple(outputs.shape)}; a classifier must "
-                            f"return logits [N, num_classes]")
+        if outputs.dim() != self.output_dims:
+            raise DfadError(f"{who} returned outputs of shape {tuple(outputs.shape)}; {self.output_description}")
         if outputs.shape[1] != num_classes:
             raise DfadError(f"{who} has {outputs.shape[1]} outputs but the data has {num_classes} classes; "
                             f"build it with num_classes={num_classes} or use a matching checkpoint")
@@ -101,6 +103,8 @@ class Segmentation(Classification):
 
     name = "segmentation"
     metric_name = MeanIoU.name
+    output_dims = 4
+    output_description = "a segmentation model must return per-pixel logits [N, num_classes, H, W]"
 
     def __init__(self, ignore_index: int = 255):
         self.ignore_index = ignore_index
@@ -113,14 +117,6 @@ class Segmentation(Classification):
 
     def new_metric(self, num_classes: int) -> MeanIoU:
         return MeanIoU(num_classes, self.ignore_index)
-
-    def check_outputs(self, outputs: torch.Tensor, num_classes: int, who: str) -> None:
-        if outputs.dim() != 4:
-            raise DfadError(f"{who} returned outputs of shape {tuple(outputs.shape)}; a segmentation model must "
-                            f"return per-pixel logits [N, num_classes, H, W]")
-        if outputs.shape[1] != num_classes:
-            raise DfadError(f"{who} has {outputs.shape[1]} outputs but the data has {num_classes} classes; "
-                            f"build it with num_classes={num_classes} or use a matching checkpoint")
 
 
 TASKS.register("segmentation")(Segmentation)

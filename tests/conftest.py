@@ -41,3 +41,13 @@ def digits_teacher(tmp_path_factory) -> Path:
     train_teacher(load_config("digits", ["teacher.iterations=150", "teacher.val_every=150"]), out / "run",
                   progress=False)
     return out / "run" / "teacher.pt"
+
+
+def assert_finite_losses(run) -> None:
+    """Every loss a run logged is a finite number (and there is at least one)."""
+    import math
+
+    from dfad.engine import read_metrics
+
+    losses = [v for r in read_metrics(run) for k, v in r.items() if k.endswith("loss")]
+    assert losses and all(math.isfinite(v) for v in losses)

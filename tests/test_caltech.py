@@ -2,7 +2,6 @@
 real code path at tiny sizes."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ from dfad.config import load_config
 from dfad.data import DATASETS
 from dfad.data.caltech import stratified_split
 from dfad.errors import DfadError
+
+from conftest import assert_finite_losses
 
 
 @pytest.fixture
@@ -51,7 +52,6 @@ def test_missing_caltech_names_the_layout(tmp_path):
 
 
 def test_caltech_config_runs_its_real_code_path(caltech_root, tmp_path):
-    from dfad.engine import read_metrics
     from dfad.runs import distill, train_teacher
 
     tiny = ["data.image_size=32", "data.eval_batch_size=4", "teacher.iterations=2", "teacher.batch_size=4",
@@ -63,5 +63,4 @@ def test_caltech_config_runs_its_real_code_path(caltech_root, tmp_path):
     cfg.teacher.checkpoint = teacher["teacher_checkpoint"]
     summary = distill(cfg, tmp_path / "dfad", progress=False)
     assert 0.0 <= summary["student_accuracy"] <= 1.0
-    losses = [v for r in read_metrics(tmp_path / "dfad") for k, v in r.items() if k.endswith("loss")]
-    assert losses and all(math.isfinite(v) for v in losses)
+    assert_finite_losses(tmp_path / "dfad")

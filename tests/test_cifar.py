@@ -2,7 +2,6 @@
 configs' real code path on tiny fixtures."""
 from __future__ import annotations
 
-import math
 import pickle
 
 import numpy as np
@@ -14,6 +13,8 @@ from dfad.data import DATASETS
 from dfad.data.augment import random_crop_flip
 from dfad.data.cifar import CIFAR10_CLASSES, CIFAR100_MEAN
 from dfad.errors import DfadError
+
+from conftest import assert_finite_losses
 
 
 def _write_pickle(path, labels, label_key, seed):
@@ -97,7 +98,6 @@ TINY_CIFAR = ["teacher.iterations=2", "teacher.batch_size=4", "teacher.val_every
 @pytest.mark.parametrize("config", ["cifar10", "cifar10_cpu"])
 def test_cifar_configs_run_their_real_code_path(cifar10_pickles, tmp_path, config):
     """A few iterations at tiny sizes: teacher training with augmentation, then DFAD, KD and RANDOM."""
-    from dfad.engine import read_metrics
     from dfad.runs import distill, train_teacher
 
     root, _ = cifar10_pickles
@@ -111,8 +111,7 @@ def test_cifar_configs_run_their_real_code_path(cifar10_pickles, tmp_path, confi
         cfg.teacher.checkpoint = teacher["teacher_checkpoint"]
         summary = distill(cfg, tmp_path / method, progress=False)
         assert 0.0 <= summary["student_accuracy"] <= 1.0 and summary["iterations"] == 2
-        losses = [v for r in read_metrics(tmp_path / method) for k, v in r.items() if k.endswith("loss")]
-        assert losses and all(math.isfinite(v) for v in losses)
+        assert_finite_losses(tmp_path / method)
 
 
 def test_cifar100_config_runs_its_real_code_path(tmp_path):
