@@ -118,3 +118,10 @@ def test_reproduce_rejects_unknown_tables_and_rows():
         reproduce("table2_mnst", out="unused")
     with pytest.raises(DfadError, match="has no row 'dfda'.*did you mean 'dfad'"):
         reproduce("table2_mnist", out="unused", rows=["dfda"])
+
+
+def test_reproduce_cli_rejects_a_bad_budget(capsys):
+    from dfad.cli import main
+
+    assert main(["reproduce", "table2_mnist", "--budget", "lots"]) == 2
+    assert "--budget must be 'paper' or a positive number of iterations" in capsys.readouterr().err
