@@ -51,3 +51,28 @@ def assert_finite_losses(run) -> None:
 
     losses = [v for r in read_metrics(run) for k, v in r.items() if k.endswith("loss")]
     assert losses and all(math.isfinite(v) for v in losses)
+
+
+def smoke_run_config(config: str, overrides: list[str], data_root, out: Path, methods=("dfad",)) -> dict:
+    """A shipped config's real code path at tiny sizes: train its teacher, then distill with each of
+    `methods`; every metric must lie in [0, 1], every logged loss be finite. Returns the summaries
+    by run name ("teacher" and each method)."""
+    from dfad.config import load_config
+    from dfad.runs import distill, train_teacher
+
+    def tiny(extra=()):
+        cfg = load_config(config, [*overrides, *extra])
+        cfg.data.root = str(data_root)
+        return cfg
+
+    teacher = train_teacher(tiny(), out / "teacher", progress=False)
+    metric = teacher["metric"]
+    assert 0.0 <= teacher[f"teacher_{metric}"] <= 1.0
+    summaries = {"teacher": teacher}
+    for method in methods:
+        cfg = tiny([f"distill.method={method}"])
+        cfg.teacher.checkpoint = teacher["teacher_checkpoint"]
+        summary = summaries[method] = distill(cfg, out / method, progress=False)
+        assert 0.0 <= summary[f"student_{metric}"] <= 1.0 and summary["iterations"] == cfg.distill.iterations
+        assert_finite_losses(out / method)
+    return summaries

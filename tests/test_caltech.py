@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dfad.config import load_config
 from dfad.data import DATASETS
 from dfad.data.caltech import stratified_split
 from dfad.errors import DfadError
 
-from conftest import assert_finite_losses
+from conftest import smoke_run_config
 
 
 @pytest.fixture
@@ -52,15 +51,7 @@ def test_missing_caltech_names_the_layout(tmp_path):
 
 
 def test_caltech_config_runs_its_real_code_path(caltech_root, tmp_path):
-    from dfad.runs import distill, train_teacher
-
     tiny = ["data.image_size=32", "data.eval_batch_size=4", "teacher.iterations=2", "teacher.batch_size=4",
             "teacher.val_every=2", "distill.iterations=2", "distill.batch_size=4", "distill.val_every=2",
             "distill.sample_grid_size=4", "distill.generator.args.ngf=4", "distill.nz=8"]
-    cfg = load_config("caltech101", tiny)
-    cfg.data.root = str(caltech_root)
-    teacher = train_teacher(cfg, tmp_path / "teacher", progress=False)
-    cfg.teacher.checkpoint = teacher["teacher_checkpoint"]
-    summary = distill(cfg, tmp_path / "dfad", progress=False)
-    assert 0.0 <= summary["student_accuracy"] <= 1.0
-    assert_finite_losses(tmp_path / "dfad")
+    smoke_run_config("caltech101", tiny, caltech_root, tmp_path)

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from dfad.config import load_config
 from dfad.data import DATASETS
 from dfad.errors import DfadError
-
-from conftest import assert_finite_losses
 from dfad.models import build_model
 from dfad.tasks import TASKS
+
+from conftest import smoke_run_config
 
 
 def test_miou_ignores_void_and_absent_classes():
@@ -106,17 +105,7 @@ TINY_SEGMENTATION = ["data.image_size=32", "data.eval_batch_size=2", "teacher.it
 @pytest.mark.parametrize("config", ["camvid", "nyuv2"])
 def test_segmentation_configs_run_their_real_code_path(tmp_path, config):
     """Teacher training (crops + flips), then DFAD and KD at tiny sizes: finite losses, mIoU in range."""
-    from dfad.runs import distill, train_teacher
-
     _write_segmentation_fixture(tmp_path, config)
-    cfg = load_config(config, TINY_SEGMENTATION)
-    cfg.data.root = str(tmp_path)
-    teacher = train_teacher(cfg, tmp_path / "teacher", progress=False)
-    assert 0.0 <= teacher["teacher_miou"] <= 1.0
-    for method in ("dfad", "kd"):
-        cfg = load_config(config, [*TINY_SEGMENTATION, f"distill.method={method}"])
-        cfg.data.root = str(tmp_path)
-        cfg.teacher.checkpoint = teacher["teacher_checkpoint"]
-        summary = distill(cfg, tmp_path / method, progress=False)
-        assert 0.0 <= summary["student_miou"] <= 1.0 and summary["iterations"] == 2
-        assert_finite_losses(tmp_path / method)
+    summaries = smoke_run_config(config, TINY_SEGMENTATION, tmp_path, tmp_path / "runs", methods=("dfad", "kd"))
+    assert summaries["teacher"]["metric"] == "miou"
+    assert all(summaries[m]["iterations"] == 2 for m in ("dfad", "kd"))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..engine.distributed import SINGLE, Distributed
+from ..engine.precision import autocast_factory, grad_scaler
 from ..registry import Registry
 
 METHODS = Registry("method")
@@ -22,13 +23,30 @@ def freeze(model: nn.Module) -> nn.Module:
 
 class Method:
     """Base class. Subclasses set `evaluated` (the model validated), `models` (what checkpoints hold),
-    `optimizers` and `schedulers`, and implement `step`."""
+    `optimizers` and `schedulers`, call `setup_precision`, and implement `step` with `update`."""
 
     evaluated: nn.Module
     models: dict[str, nn.Module]
     distributed: Distributed = SINGLE  # set by the runner under torchrun
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    scalers: dict[str, torch.amp.GradScaler]
+
+    def setup_precision(self, precision: str, device: torch.device) -> None:
+        """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16)."""
+        self.autocast = autocast_factory(precision, device)
+        self.scalers = {name: grad_scaler(precision, device) for name in self.optimizers}
+
+    def update(self, name: str, loss: torch.Tensor) -> float:
+        """One optimiser step of model `name` on `loss` (scaled for fp16); under torchrun only this
+        model's gradients are averaged across ranks. Returns the loss value."""
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        self.distributed.average_gradients(self.models[name].parameters())
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.item()
 
     def step(self) -> dict[str, float]:
         raise NotImplementedError
@@ -38,11 +56,12 @@ class Method:
         return None
 
     def state_dict(self) -> dict:
-        """Everything that changes during training (models, optimisers, schedulers, plus
-        `extra_state`), for exact resumption."""
+        """Everything that changes during training (models, optimisers, schedulers, gradient
+        scalers, plus `extra_state`), for exact resumption."""
         return {"models": {k: m.state_dict() for k, m in self.models.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
                 "extra": self.extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -52,6 +71,9 @@ class Method:
                 raise ValueError(f"saved {group} {sorted(state[group])} do not match this method's {sorted(own)}")
             for key, obj in own.items():
                 obj.load_state_dict(state[group][key])
+        for key, saved in state.get("scalers", {}).items():
+            if saved:  # a disabled scaler saves an empty dict
+                self.scalers[key].load_state_dict(saved)
         self.load_extra_state(state.get("extra", {}))
 
     def extra_state(self) -> dict:

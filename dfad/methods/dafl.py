@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DfadError
-from ..engine.precision import autocast_factory, grad_scaler
-from .base import METHODS, Method, freeze
-from .dfad import preserved_buffers
+from .base import METHODS
+from .dfad import DFAD
 
 
 class PenultimateFeatures:
@@ -35,28 +34,18 @@ class PenultimateFeatures:
 
 
 @METHODS.register("dafl")
-class DAFL(Method):
-    def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
-                 student_optimizer, generator_optimizer, student_scheduler, generator_scheduler,
-                 batch_size: int, nz: int, device="cpu", grid_size: int = 64, grid_seed: int = 0,
-                 precision: str = "fp32", onehot: float = 1.0, activation: float = 0.1, entropy: float = 5.0,
-                 imitation_steps: int = 1, generator_forward=None):
+class DAFL(DFAD):
+    """DAFL on DFAD's plumbing (networks, optimisers, noise, compiled generator, sample grids);
+    only the objectives and the step differ. `imitation_steps` is ignored: one student update per
+    iteration, as in DAFL."""
+
+    def __init__(self, *, teacher: nn.Module, task, onehot: float = 1.0, activation: float = 0.1,
+                 entropy: float = 5.0, **dfad_arguments):
         if getattr(task, "name", "") != "classification":
             raise DfadError("method 'dafl' is defined for classification only")
-        self.teacher = freeze(teacher)
+        super().__init__(teacher=teacher, task=task, **dfad_arguments)
         self.features = PenultimateFeatures(self.teacher)
-        self.student, self.generator, self.task = student, generator, task
-        self.generate = generator if generator_forward is None else generator_forward
-        self.batch_size, self.nz = batch_size, nz
         self.weights = {"onehot": onehot, "activation": activation, "entropy": entropy}
-        self.device = torch.device(device)
-        self.evaluated = student
-        self.models = {"student": student, "generator": generator}
-        self.optimizers = {"student": student_optimizer, "generator": generator_optimizer}
-        self.schedulers = {"student": student_scheduler, "generator": generator_scheduler}
-        self.autocast = autocast_factory(precision, self.device)
-        self.scalers = {name: grad_scaler(precision, self.device) for name in self.optimizers}
-        self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
 
     def generator_losses(self, teacher_logits: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
         onehot = F.cross_entropy(teacher_logits, teacher_logits.argmax(1))
@@ -66,42 +55,19 @@ class DAFL(Method):
         entropy = (mean_prob * torch.log(mean_prob.clamp_min(1e-12))).sum()
         return {"onehot": onehot, "activation": activation, "entropy": entropy}
 
-    def _update(self, name: str, loss: torch.Tensor) -> None:
-        optimizer, scaler = self.optimizers[name], self.scalers[name]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        self.distributed.average_gradients(self.models[name].parameters())
-        scaler.step(optimizer)
-        scaler.update()
-
     def step(self) -> dict[str, float]:
         self.teacher.eval()
         self.student.train()
         self.generator.train()
-        z = torch.randn(self.batch_size, self.nz, device=self.device)
         with self.autocast():
-            images = self.generate(z)
+            images = self.generate(self.noise())
             teacher_logits = self.teacher(images).float()
         parts = self.generator_losses(teacher_logits, self.features.value.float())
         generator_loss = sum(self.weights[k] * v for k, v in parts.items())
-        self._update("generator", generator_loss)
+        generator_value = self.update("generator", generator_loss)
         with self.autocast():
             student_logits = self.student(images.detach()).float()
         student_loss = F.kl_div(F.log_softmax(student_logits, 1), F.softmax(teacher_logits.detach(), 1),
                                 reduction="batchmean")
-        self._update("student", student_loss)
-        return {"student_loss": student_loss.item(), "generator_loss": generator_loss.item(),
+        return {"student_loss": self.update("student", student_loss), "generator_loss": generator_value,
                 **{f"dafl_{k}": v.item() for k, v in parts.items()}}
-
-    def sample_images(self) -> torch.Tensor:
-        with torch.no_grad(), preserved_buffers(self.generator):
-            self.generator.train()
-            return self.generator(self.grid_noise)
-
-    def extra_state(self) -> dict:
-        return {"scalers": {k: s.state_dict() for k, s in self.scalers.items()}}
-
-    def load_extra_state(self, state: dict) -> None:
-        for k, saved in state.get("scalers", {}).items():
-            if saved:
-                self.scalers[k].load_state_dict(saved)

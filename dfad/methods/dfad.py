@@ -8,7 +8,6 @@ from statistics import fmean
 import torch
 from torch import nn
 
-from ..engine.precision import autocast_factory, grad_scaler
 from .base import METHODS, Method, freeze
 
 
@@ -61,23 +60,12 @@ class DFAD(Method):
         self.models = {"student": student, "generator": generator}
         self.optimizers = {"student": student_optimizer, "generator": generator_optimizer}
         self.schedulers = {"student": student_scheduler, "generator": generator_scheduler}
-        self.autocast = autocast_factory(precision, self.device)
-        self.scalers = {name: grad_scaler(precision, self.device) for name in self.optimizers}
+        self.setup_precision(precision, self.device)
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
 
     def noise(self) -> torch.Tensor:
         return torch.randn(self.batch_size, self.nz, device=self.device)
-
-    def _update(self, name: str, loss: torch.Tensor) -> float:
-        optimizer, scaler = self.optimizers[name], self.scalers[name]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        # Data parallel: average only the gradients of the model being updated.
-        self.distributed.average_gradients(self.models[name].parameters())
-        scaler.step(optimizer)
-        scaler.update()
-        return loss.item()
 
     def imitation_step(self) -> float:
         with torch.no_grad(), self.autocast():
@@ -86,22 +74,14 @@ class DFAD(Method):
         with self.autocast():
             student_out = self.student(images)
         # Losses in fp32 whatever the precision of the networks.
-        return self._update("student", self.task.discrepancy(student_out.float(), teacher_out.float()))
+        return self.update("student", self.task.discrepancy(student_out.float(), teacher_out.float()))
 
     def generation_step(self) -> float:
         with self.autocast():
             images = self.generate(self.noise())
             with no_param_grads(self.student):
                 student_out, teacher_out = self.student(images), self.teacher(images)
-        return self._update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))
-
-    def extra_state(self) -> dict:
-        return {"scalers": {k: s.state_dict() for k, s in self.scalers.items()}}
-
-    def load_extra_state(self, state: dict) -> None:
-        for k, saved in state.get("scalers", {}).items():
-            if saved:  # a disabled scaler saves an empty dict
-                self.scalers[k].load_state_dict(saved)
+        return self.update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))
 
     def step(self) -> dict[str, float]:
         self.teacher.eval()

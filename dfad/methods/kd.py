@@ -14,7 +14,6 @@ from torch import nn
 
 from .base import METHODS, Method, freeze
 from .supervised import ShuffledBatches
-from ..engine.precision import autocast_factory, grad_scaler
 
 
 @METHODS.register("kd")
@@ -26,17 +25,16 @@ class KD(Method):
     def __init__(self, *, teacher: nn.Module, student: nn.Module, task, student_optimizer, student_scheduler,
                  images: ShuffledBatches, imitation_steps: int = 5, device="cpu", precision: str = "fp32",
                  data: str | None = None, grid_size: int = 64, **unused_generator_parts):
+        # `data` names the dataset the runner loaded into `images`; nothing more to do with it here.
         self.teacher = freeze(teacher)
         self.student, self.task, self.images = student, task, images
-        self.data_name = data
         self.imitation_steps = imitation_steps
         self.device = torch.device(device)
         self.evaluated = student
         self.models = {"student": student}
         self.optimizers = {"student": student_optimizer}
         self.schedulers = {"student": student_scheduler}
-        self.autocast = autocast_factory(precision, self.device)
-        self.scaler = grad_scaler(precision, self.device)
+        self.setup_precision(precision, self.device)
         self.grid = images.images[:grid_size].to(self.device)  # what the student learns from, for the grid
 
     def imitation_step(self) -> float:
@@ -46,14 +44,7 @@ class KD(Method):
             teacher_out = self.teacher(images)
         with self.autocast():
             student_out = self.student(images)
-        loss = self.task.discrepancy(student_out.float(), teacher_out.float())
-        optimizer = self.optimizers["student"]
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.distributed.average_gradients(self.student.parameters())
-        self.scaler.step(optimizer)
-        self.scaler.update()
-        return loss.item()
+        return self.update("student", self.task.discrepancy(student_out.float(), teacher_out.float()))
 
     def step(self) -> dict[str, float]:
         self.teacher.eval()
@@ -64,9 +55,7 @@ class KD(Method):
         return self.grid
 
     def extra_state(self) -> dict:
-        return {"images": self.images.state_dict(), "scaler": self.scaler.state_dict()}
+        return {"images": self.images.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
         self.images.load_state_dict(state["images"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])

@@ -6,7 +6,6 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..engine.precision import autocast_factory, grad_scaler
 from .base import METHODS, Method
 
 
@@ -64,20 +63,14 @@ class Supervised(Method):
         self.optimizers = {name: optimizer}
         self.schedulers = {name: scheduler}
         self.name = name
-        self.autocast = autocast_factory(precision, self.device)
-        self.scaler = grad_scaler(precision, self.device)
+        self.setup_precision(precision, self.device)
 
     def extra_state(self) -> dict:
-        state = {"scaler": self.scaler.state_dict()}
-        if isinstance(self.batches, ShuffledBatches):
-            state["batches"] = self.batches.state_dict()
-        return state
+        return {"batches": self.batches.state_dict()} if isinstance(self.batches, ShuffledBatches) else {}
 
     def load_extra_state(self, state: dict) -> None:
         if "batches" in state and isinstance(self.batches, ShuffledBatches):
             self.batches.load_state_dict(state["batches"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
 
     def step(self) -> dict[str, float]:
         self.model.train()
@@ -85,11 +78,4 @@ class Supervised(Method):
         images, labels = images.to(self.device), labels.to(self.device)
         with self.autocast():
             logits = self.model(images)
-        loss = self.task.supervised_loss(logits.float(), labels)
-        optimizer = self.optimizers[self.name]
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.distributed.average_gradients(self.model.parameters())
-        self.scaler.step(optimizer)
-        self.scaler.update()
-        return {"loss": loss.item()}
+        return {"loss": self.update(self.name, self.task.supervised_loss(logits.float(), labels))}
