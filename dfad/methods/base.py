@@ -1,7 +1,8 @@
 """What the training loop needs from a method: one `step()` per iteration, plus what to save."""
 from __future__ import annotations
 
-from typing import Optional
+from types import MappingProxyType
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
@@ -30,7 +31,8 @@ class Method:
     distributed: Distributed = SINGLE  # set by the runner under torchrun
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
-    scalers: dict[str, torch.amp.GradScaler]
+    # Set by setup_precision; methods without optimisers of their own (e.g. test doubles) have none.
+    scalers: Mapping[str, torch.amp.GradScaler] = MappingProxyType({})
 
     def setup_precision(self, precision: str, device: torch.device) -> None:
         """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16)."""
