@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dfad.config import load_config
 from dfad.engine.compile import cpu_compiler_available
@@ -54,3 +55,35 @@ def test_fp16_on_cpu_is_refused_with_the_fix(digits_teacher, tmp_path):
 def test_compiled_generator_runs_end_to_end(digits_teacher, tmp_path):
     summary = run_few(digits_teacher, tmp_path / "compiled", ["distill.compile=true"])
     assert summary["iterations"] == 6 and 0.0 <= summary["student_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("formulation", ["plain", "subpixel"])
+def test_upconv_under_bf16_autocast_takes_low_precision_inputs(formulation):
+    """On CUDA, autocast hands layers bf16 activations while weights stay fp32 (the sub-pixel
+    path's backward once failed there with a dtype mismatch). Gradients come back in each
+    tensor's own dtype and agree with fp32 to bf16 accuracy."""
+    from dfad.models.generators import NearestUpConv2d
+
+    torch.manual_seed(0)
+    layer = NearestUpConv2d(8, 4)
+    layer.formulation = formulation
+    x32 = torch.randn(2, 8, 6, 6)
+    reference = layer(x32).square().mean()
+    ref_grad = torch.autograd.grad(reference, layer.weight)[0]
+    x = x32.to(torch.bfloat16).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+
+    class ConvolutionDtypes(TorchDispatchMode):  # cuDNN refuses mixed dtypes; CPU kernels tolerate them
+        seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.convolution_backward.default:
+                self.seen.append((args[0].dtype, args[1].dtype, args[2].dtype))
+            return func(*args, **(kwargs or {}))
+
+    with ConvolutionDtypes():
+        grad_w, grad_x = torch.autograd.grad(out.float().square().mean(), [layer.weight, x])
+    assert ConvolutionDtypes.seen and all(len(set(d)) == 1 for d in ConvolutionDtypes.seen), ConvolutionDtypes.seen
+    assert grad_w.dtype == torch.float32 and grad_x.dtype == torch.bfloat16
+    assert torch.allclose(grad_w, ref_grad, rtol=0.05, atol=0.02 * ref_grad.abs().max().item())

@@ -60,6 +60,14 @@ class _SubpixelConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, kernels, bias, out):
+        # Under autocast, compute (and differentiate) in the autocast dtype, as F.conv2d would;
+        # gradients go back in each input's own dtype.
+        ctx.dtypes = (x.dtype, kernels.dtype, bias.dtype if bias is not None else None)
+        device_type = x.device.type
+        if torch.is_autocast_enabled(device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+            x, kernels = x.to(dtype), kernels.to(dtype)
+            bias = bias.to(dtype) if bias is not None else None
         ctx.save_for_backward(x, kernels)
         ctx.out, ctx.has_bias = out, bias is not None
         return _interleave_phases(F.conv2d(x, kernels, bias, padding=1), out)
@@ -67,11 +75,14 @@ class _SubpixelConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, kernels = ctx.saved_tensors
-        grad_y = _split_phases(grad, ctx.out)
+        grad_y = _split_phases(grad.to(x.dtype), ctx.out)
         grad_x, grad_k, grad_b = torch.ops.aten.convolution_backward(
             grad_y, x, kernels, [kernels.shape[0]] if ctx.has_bias else None, [1, 1], [1, 1], [1, 1], False,
             [0, 0], 1, [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]])
-        return grad_x, grad_k, grad_b, None
+        x_dtype, k_dtype, b_dtype = ctx.dtypes
+        return (grad_x.to(x_dtype) if grad_x is not None else None,
+                grad_k.to(k_dtype) if grad_k is not None else None,
+                grad_b.to(b_dtype) if grad_b is not None else None, None)
 
 
 def _combine_taps(taps: torch.Tensor) -> torch.Tensor:
