@@ -4,6 +4,7 @@ Each function takes a validated `Config` and writes a run folder.
 """
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 from typing import Any, Optional
@@ -11,10 +12,11 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from torch import nn
+import torchvision.transforms.v2.functional as TF
 
 from .config import Config, config_to_dict, load_config
-from .data.augment import get_augmentation
-from .data import DATASETS, DatasetInfo, ImageDataset, resolve_data_root
+from .data.augment import get_augmentation, random_crops
+from .data import DATASETS, DatasetInfo, ImageDataset, denormalize, normalize, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
 from .engine.run_dir import holds_run
 from .engine.checkpoint import pick_model_entry
@@ -212,15 +214,40 @@ def load_teacher(cfg: Config, dataset: ImageDataset, task, device) -> nn.Module:
     return teacher
 
 
-def load_real_images(cfg: Config, name: str, info: DatasetInfo) -> ImageDataset:
-    """The training split of dataset `name`, resized and normalised like the teacher's inputs
-    (for the KD baselines, which distill on real images from the task's or another dataset)."""
-    images = DATASETS.build(name, root=resolve_data_root(cfg.data.root), train=True, download=cfg.data.download,
-                            image_size=info.image_size, mean=info.mean, std=info.std)
-    if images.info.channels != info.channels:
-        raise DfadError(f"dataset '{name}' has {images.info.channels} channel(s) but the teacher takes "
-                        f"{info.channels}; choose data with the same number of channels")
-    return images
+# ITU-R BT.601 luma weights: colour images shown to a grey-scale teacher.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _match_channels(pixels: torch.Tensor, channels: int, name: str) -> torch.Tensor:
+    """Images in [0, 1] with `channels` channels: grey repeated to RGB, RGB to grey by luma."""
+    have = pixels.shape[1]
+    if have == channels:
+        return pixels
+    if have == 1 and channels == 3:
+        return pixels.expand(-1, 3, -1, -1).contiguous()
+    if have == 3 and channels == 1:
+        return (pixels * torch.tensor(_LUMA, dtype=pixels.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    raise DfadError(f"dataset '{name}' has {have} channel(s) but the teacher takes {channels}; "
+                    f"choose a dataset with 1 or {channels} channels")
+
+
+def load_real_images(cfg: Config, name: str, info: DatasetInfo, keep_larger: bool = False) -> ImageDataset:
+    """The training split of dataset `name` as teacher inputs (for the KD baselines, which distill
+    on real images from the task's or another dataset): resized to the teacher's square size,
+    grey repeated to RGB (or RGB to grey), and normalised with the teacher's statistics. With
+    `keep_larger`, images at least that size on both sides keep their size (to be cropped)."""
+    source = DATASETS.build(name, root=resolve_data_root(cfg.data.root), train=True, download=cfg.data.download,
+                            image_size=info.image_size)
+    pixels = denormalize(source.images, source.info.mean, source.info.std).clamp_(0, 1)
+    pixels = _match_channels(pixels, info.channels, name)
+    size = info.image_size
+    larger = min(pixels.shape[-2:]) >= size
+    if tuple(pixels.shape[-2:]) != (size, size) and not (keep_larger and larger):
+        # Whole frames (e.g. segmentation datasets store full images), squeezed to the teacher's size.
+        pixels = TF.resize(pixels, [info.image_size, info.image_size], antialias=True)
+    converted = DatasetInfo(source.info.name, source.info.num_classes, info.channels, info.image_size,
+                            tuple(info.mean), tuple(info.std))
+    return ImageDataset(normalize(pixels, info.mean, info.std), source.labels, converted)
 
 
 def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task, device,
@@ -245,10 +272,14 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
     extra.update(dc.method_args)
     if getattr(METHODS.get(dc.method), "needs_real_images", False):
-        real = load_real_images(cfg, dc.method_args.get("data") or cfg.data.name, info)
+        # Segmentation teachers see random crops of whole frames, as in their training.
+        crops = cfg.task == "segmentation"
+        real = load_real_images(cfg, dc.method_args.get("data") or cfg.data.name, info, keep_larger=crops)
+        crop = (functools.partial(random_crops, size=info.image_size)
+                if crops and tuple(real.images.shape[-2:]) != (info.image_size, info.image_size) else None)
         extra["images"] = ShuffledBatches(real.images, real.labels, dc.batch_size,
                                           torch.Generator().manual_seed(cfg.seed), distributed.rank,
-                                          distributed.world_size)
+                                          distributed.world_size, augment=crop)
     method = METHODS.build(
         dc.method, teacher=teacher, student=student, generator=generator, task=task,
         student_optimizer=s_opt, generator_optimizer=g_opt,

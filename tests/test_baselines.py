@@ -63,12 +63,32 @@ def test_kd_on_another_dataset_uses_it_at_the_teachers_size_and_normalisation(pr
         assert images.info.mean == (0.1307,) and images.info.std == (0.3081,)
 
 
-def test_kd_data_with_other_channels_is_refused():
+def test_kd_data_of_another_format_becomes_teacher_inputs(prepared_data_root):
+    """Grey digits for an RGB teacher are repeated to 3 channels, RGB for a grey teacher becomes
+    luma, whole frames are resized; pixel values survive up to the change of statistics."""
+    from dfad.data import DatasetInfo, denormalize
+    from dfad.runs import load_real_images
+
+    cfg = load_config("digits")
+    rgb = DatasetInfo("rgb", 10, 3, 16, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    grey_as_rgb = load_real_images(cfg, "digits", rgb)
+    assert grey_as_rgb.images.shape[1:] == (3, 16, 16) and grey_as_rgb.info.mean == rgb.mean
+    pixels = denormalize(grey_as_rgb.images, rgb.mean, rgb.std)
+    assert torch.allclose(pixels[:, 0], pixels[:, 2], atol=1e-5) and 0.3 < pixels.max() <= 1.0 + 1e-5
+
+    cfg.data.root = str(prepared_data_root)
+    grey = DatasetInfo("grey", 10, 1, 32, (0.5,), (0.5,))
+    frames = load_real_images(cfg, "camvid", grey)  # 360 x 480 colour frames -> 32 x 32 grey
+    assert frames.images.shape[1:] == (1, 32, 32) and len(frames) == 468
+    assert -1.0 - 1e-5 <= frames.images.min() and frames.images.max() <= 1.0 + 1e-5
+
+
+def test_kd_data_with_unconvertible_channels_is_refused():
     from dfad.data import DatasetInfo
     from dfad.runs import load_real_images
 
-    with pytest.raises(DfadError, match="has 1 channel.*takes 3"):
-        load_real_images(load_config("digits"), "digits", DatasetInfo("rgb", 10, 3, 8, (0.5,) * 3, (0.5,) * 3))
+    with pytest.raises(DfadError, match="has 1 channel.*takes 4"):
+        load_real_images(load_config("digits"), "digits", DatasetInfo("rgba", 10, 4, 8, (0.5,) * 4, (0.5,) * 4))
 
 
 def test_dafl_generator_losses_reward_confident_balanced_strong_samples():
@@ -125,3 +145,19 @@ def test_reproduce_cli_rejects_a_bad_budget(capsys):
 
     assert main(["reproduce", "table2_mnist", "--budget", "lots"]) == 2
     assert "--budget must be 'paper' or a positive number of iterations" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["table2_mnist", "table_cifar10_cpu", "table_camvid", "table_nyuv2"])
+def test_every_shipped_table_row_is_a_valid_config(name):
+    """Each row's overrides apply to its base config and validate (methods, data names, keys)."""
+    from dfad.data import DATASETS
+    from dfad.reproduce import _row_config, available_tables, load_table
+
+    assert name in available_tables()
+    table = load_table(name)
+    assert table.rows[0].kind == "teacher" and any(r.name == "dfad" for r in table.rows)
+    for row in table.rows:
+        cfg, _ = _row_config(table, row, seed=1, budget=7, data_root=None, teacher_path=None)
+        assert cfg.seed == 1 and (row.kind == "teacher" or cfg.distill.iterations == 7)
+        data = cfg.distill.method_args.get("data")
+        assert data is None or data in DATASETS.names()

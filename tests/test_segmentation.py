@@ -109,3 +109,24 @@ def test_segmentation_configs_run_their_real_code_path(tmp_path, config):
     summaries = smoke_run_config(config, TINY_SEGMENTATION, tmp_path, tmp_path / "runs", methods=("dfad", "kd"))
     assert summaries["teacher"]["metric"] == "miou"
     assert all(summaries[m]["iterations"] == 2 for m in ("dfad", "kd"))
+
+
+def test_segmentation_kd_learns_from_random_crops_of_whole_frames(tmp_path):
+    """KD-ORI on segmentation: the 36 x 48 frames keep their size and each batch is cropped to
+    the teacher's 32 px input, as in teacher training (not squeezed)."""
+    from dfad.config import load_config
+    from dfad.data import DATASETS
+    from dfad.runs import build_distillation
+    from dfad.tasks import TASKS
+
+    _write_segmentation_fixture(tmp_path, "camvid")
+    cfg = load_config("camvid", [*TINY_SEGMENTATION, "distill.method=kd"])
+    cfg.data.root = str(tmp_path)
+    info = DATASETS.build("camvid", root=tmp_path, train=False, image_size=32).info
+    method = build_distillation(cfg, torch.nn.Conv2d(3, 11, 1), info, TASKS.build("segmentation"), "cpu")
+    assert method.images.images.shape[-2:] == (36, 48)
+    images, _ = next(method.images)
+    assert images.shape == (2, 3, 32, 32)
+    frames = method.images.images
+    assert any(torch.equal(images[0], frames[i, :, t:t + 32, l:l + 32])
+               for i in range(len(frames)) for t in range(5) for l in range(17))

@@ -51,6 +51,20 @@ def random_crop_flip_pairs(images: torch.Tensor, labels: torch.Tensor, generator
     return out_images, out_labels
 
 
+def random_crops(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                 size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random `size` x `size` crop of each image (no flip); labels pass through untouched. For
+    distilling on real frames larger than the teacher's input (segmentation KD), where the
+    labels are never used."""
+    n, c, h, w = images.shape
+    tops = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
+    lefts = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
+    out = images.new_empty(n, c, size, size)
+    for i, (top, left) in enumerate(zip(tops, lefts)):
+        out[i] = images[i, :, top:top + size, left:left + size]
+    return out, labels
+
+
 AUGMENTATIONS = ("none", "crop_flip", "seg_crop_flip")
 
 
