@@ -34,6 +34,8 @@ def _add_common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
                             "re-running the same command into the same --out resumes anyway")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     if needs_out:
+        p.add_argument("--tensorboard", action="store_true",
+                       help="also log losses, learning rates and the metric to TensorBoard (OUT/tensorboard)")
         p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
                        help="autocast precision (config key `precision`; fp16 adds gradient scaling and needs CUDA)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. distill.iterations=200")
@@ -67,7 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
                                          "to match the teacher's logits on them. The test split is only used "
                                          "to report accuracy.")
     _add_common(distill)
-    distill.add_argument("--teacher", default=None, help="teacher checkpoint (OUT/teacher.pt of train-teacher)")
+    distill.add_argument("--teacher", default=None,
+                         help="the teacher: a dfad checkpoint (OUT/teacher.pt of train-teacher), a state dict "
+                              "(built as --teacher-arch, default the config's teacher.model), an exported "
+                              "program (.pt2, torch.export.save), a TorchScript file, or a pickled module "
+                              "(with --trust-checkpoint)")
+    distill.add_argument("--teacher-arch", default=None, metavar="NAME",
+                         help="architecture of a state-dict teacher: a dfad model (e.g. cifar_resnet34) or "
+                              "torchvision:NAME (e.g. torchvision:resnet18)")
+    distill.add_argument("--student", default=None, metavar="NAME",
+                         help="student architecture: a dfad model or torchvision:NAME (default: the config's)")
+    distill.add_argument("--trust-checkpoint", action="store_true",
+                         help="allow a teacher file that holds a pickled module; loading it runs code from the "
+                              "file, so only for files you trust")
+    distill.add_argument("--input-shape", default=None, metavar="C,H,W",
+                         help="the teacher's input shape when you have no dataset (sets data.name=none; the "
+                              "generator makes H x W images, H = W)")
+    distill.add_argument("--num-classes", type=int, default=None,
+                         help="the teacher's class count (default: the dataset's, or a dry run of the teacher)")
+    distill.add_argument("--input-mean", default=None, metavar="M[,M,M]",
+                         help="per-channel mean the teacher's inputs are normalised with (default: the "
+                              "dataset's; without data ImageNet's for 3 channels, 0.5 otherwise)")
+    distill.add_argument("--input-std", default=None, metavar="S[,S,S]", help="per-channel std, as --input-mean")
     distill.add_argument("--compile", action="store_true",
                          help="torch.compile the generator (config key distill.compile; pays off on long runs)")
 
@@ -78,6 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default="student",
                           help="which model of the checkpoint: student (default) or teacher; a checkpoint "
                                "holding one model needs no choice")
+    export = sub.add_parser("export", help="write a run's student as .pt2, ONNX or TorchScript, checked against PyTorch",
+                            description="Export the best (or last) student of a distillation run, load the "
+                                        "written file back (torch.export.load, torch.jit.load, or onnxruntime / "
+                                        "onnx.checker) and compare its outputs with PyTorch's on a batch of the "
+                                        "run's generated samples; fails if the largest difference exceeds "
+                                        "1e-4 x max(1, largest output).")
+    export.add_argument("run_dir", help="folder of a `dfad distill` run")
+    export.add_argument("--format", required=True, choices=["pt2", "onnx", "torchscript"], help="file format")
+    export.add_argument("--dynamic-batch", action="store_true",
+                        help="any batch size (checked with a second batch size); default: the check's batch only")
+    export.add_argument("--out", default=None, help="file to write (default RUN_DIR/export/student.EXT)")
+    export.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which student (default best)")
+
+    report = sub.add_parser("report", help="(re)build RUN_DIR/report.html from a run folder",
+                            description="Rebuild a run's report.html: the teacher-vs-student table (metric, "
+                                        "parameters, FLOPs, CPU latency), learning curves, sample grids, per-class "
+                                        "accuracy and the teacher's predictions on generated samples.")
+    report.add_argument("run_dir", help="folder of a `dfad distill` or `dfad train-teacher` run")
+    report.add_argument("--data-root", default=None, help="folder holding the test split, for per-class accuracy")
+    report.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow loading a teacher file that holds a pickled module (runs its code)")
+
     reproduce = sub.add_parser("reproduce", help="run the rows of a paper table and write it beside the paper's figures",
                                description="Runs (or reuses / resumes) every requested row of a table for each seed "
                                            "and writes a Markdown table and JSON with mean ± std beside the paper's "
@@ -111,7 +156,40 @@ def _load(args) -> "Config":  # noqa: F821
         cfg.precision = args.precision
     if getattr(args, "compile", False):
         cfg.distill.compile = True
-    return cfg
+    if getattr(args, "tensorboard", False):
+        cfg.tensorboard = True
+    _apply_model_flags(cfg, args)
+    return cfg.validate()
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise DfadError(f"{flag} takes comma-separated numbers, got '{text}'") from None
+
+
+def _apply_model_flags(cfg, args) -> None:
+    """--teacher-arch, --student, --input-shape, --num-classes, --input-mean/--input-std."""
+    from .config import ModelSpec
+
+    if getattr(args, "teacher_arch", None):
+        cfg.teacher.model = ModelSpec(args.teacher_arch, {})
+    if getattr(args, "student", None):
+        cfg.distill.student = ModelSpec(args.student, {})
+    if getattr(args, "input_shape", None):
+        shape = [int(v) for v in _floats(args.input_shape, "--input-shape")]
+        if len(shape) != 3 or shape[1] != shape[2] or min(shape) <= 0:
+            raise DfadError(f"--input-shape takes C,H,W with H = W (square images), got '{args.input_shape}'")
+        cfg.data.name, cfg.data.channels, cfg.data.image_size = "none", shape[0], shape[1]
+        cfg.data.mean = cfg.data.std = None  # the dataset's statistics no longer apply
+    if getattr(args, "num_classes", None) is not None:
+        cfg.data.num_classes = args.num_classes
+    mean, std = getattr(args, "input_mean", None), getattr(args, "input_std", None)
+    if (mean is None) != (std is None):
+        raise DfadError("give both --input-mean and --input-std, or neither")
+    if mean is not None:
+        cfg.data.mean, cfg.data.std = _floats(mean, "--input-mean"), _floats(std, "--input-std")
 
 
 def _say(text: str) -> None:
@@ -127,6 +205,24 @@ def run(args) -> int:
         from .demo import run_demo
 
         run_demo(args.out, force=args.force, progress=not args.quiet, overrides=tuple(args.overrides))
+        return 0
+    if args.command == "report":
+        from . import runs
+
+        path = runs.rebuild_report(args.run_dir, data_root=args.data_root, trust_checkpoint=args.trust_checkpoint)
+        print(f"wrote {path}")
+        return 0
+    if args.command == "export":
+        from .export import export_student
+
+        result = export_student(args.run_dir, args.format, dynamic_batch=args.dynamic_batch, out=args.out,
+                                checkpoint=args.checkpoint)
+        if "max_abs_diff" in result:
+            check = (f"max |difference| vs PyTorch {result['max_abs_diff']:.3g} (tolerance {result['tolerance']:.3g}, "
+                     f"{result['verified_with']})")
+        else:
+            check = f"checked with {result['verified_with']}"
+        print(f"wrote {result['path']}; {check}")
         return 0
     if args.command == "reproduce":
         from .reproduce import reproduce
@@ -152,11 +248,15 @@ def run(args) -> int:
     elif args.command == "distill":
         if args.teacher:
             cfg.teacher.checkpoint = args.teacher
-        summary = runs.distill(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+        summary = runs.distill(cfg, args.out, force=args.force, resume=args.resume, progress=not args.quiet,
+                               trust_checkpoint=args.trust_checkpoint)
         m = summary["metric"]
-        _say(f"teacher {m} {summary[f'teacher_{m}']:.4f}, student {m} {summary[f'student_{m}']:.4f} "
-             f"(best {summary[f'best_student_{m}']:.4f} at iteration {summary['best_iteration']}); "
-             f"run folder {args.out}")
+        if summary[f"student_{m}"] is None:
+            _say(f"distilled {summary['iterations']} iterations with no validation data; run folder {args.out}")
+        else:
+            _say(f"teacher {m} {summary[f'teacher_{m}']:.4f}, student {m} {summary[f'student_{m}']:.4f} "
+                 f"(best {summary[f'best_student_{m}']:.4f} at iteration {summary['best_iteration']}); "
+                 f"run folder {args.out}")
     elif args.command == "evaluate":
         print(json.dumps(runs.evaluate_checkpoint(cfg, args.checkpoint, role=args.model), indent=2))
     return 0

@@ -36,7 +36,12 @@ class ModelSpec:
 
 @dataclass
 class DataConfig:
+    # A registered dataset, or "none": no data at all (your own teacher, no test split). Then
+    # channels and image_size give the teacher's input, num_classes its outputs (None: read from
+    # a dry run of the teacher), mean/std the statistics its inputs are normalised with.
     name: str = "digits"
+    channels: Optional[int] = None  # data.name=none only
+    num_classes: Optional[int] = None  # data.name=none only
     root: Optional[str] = None  # None: --data-root, then $DFAD_DATA_ROOT, then ~/.cache/dfad/data
     download: bool = False
     image_size: Optional[int] = None  # None: the dataset's own size
@@ -119,6 +124,7 @@ class Config:
     # Keep freed memory for reuse (glibc): avoids re-faulting large activations every step.
     memory_reuse: bool = True
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaling; CUDA only)
+    tensorboard: bool = False  # also log the metrics to TensorBoard (RUN/tensorboard)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -127,14 +133,23 @@ class Config:
     def validate(self) -> "Config":
         from .data import DATASETS
         from .methods import METHODS
-        from .models import MODELS
+        from .models import MODELS, check_arch
         from .tasks import TASKS
 
         TASKS.get(self.task)
-        DATASETS.get(self.data.name)
+        if self.data.name == "none":
+            if self.data.channels is None or self.data.image_size is None:
+                raise DfadError("config: data.name=none (no dataset) needs the teacher's input shape: pass "
+                                "--input-shape C,H,W (or data.channels and data.image_size)")
+            if self.data.channels <= 0 or (self.data.num_classes is not None and self.data.num_classes <= 1):
+                raise DfadError(f"config: data.channels must be positive and data.num_classes at least 2, got "
+                                f"{self.data.channels} and {self.data.num_classes}")
+        else:
+            DATASETS.get(self.data.name)
         METHODS.get(self.distill.method)
-        for spec in (self.teacher.model, self.distill.student, self.distill.generator):
-            MODELS.get(spec.arch)
+        for spec in (self.teacher.model, self.distill.student):
+            check_arch(spec.arch)
+        MODELS.get(self.distill.generator.arch)
         positive = {
             "seed": self.seed + 1,  # seed may be 0
             "data.eval_batch_size": self.data.eval_batch_size,
@@ -257,10 +272,17 @@ def _from_dict(cls: type, data: dict, path: str = "") -> Any:
         if name in data:
             current = getattr(base, name)
             value = data[name]
-            if (dataclasses.is_dataclass(current) and isinstance(value, dict)
-                    and not getattr(current, "replace_whole", False)):
-                # Merge onto the field's own defaults so a YAML only states what differs.
+            if dataclasses.is_dataclass(current) and isinstance(value, dict):
+                # Merge onto the field's own defaults so a YAML only states what differs; a model
+                # spec naming an arch replaces the default whole, one without (e.g. only
+                # `args.ngf`) adjusts the default model's arguments.
                 merged = dataclasses.asdict(current)
+                if getattr(current, "replace_whole", False):
+                    if "arch" not in value:
+                        merged["args"] = {**merged["args"], **value.get("args", {})}
+                        value = {**value, "args": merged["args"]}
+                    else:
+                        merged = {}
                 merged.update(value)
                 value = merged
             kwargs[name] = _coerce(value, hints[name], where)
@@ -345,6 +367,15 @@ def load_config(name_or_path: Optional[str] = None, overrides: tuple[str, ...] |
     data: dict = _read_config_file(name_or_path) if name_or_path else {}
     for text in overrides:
         key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    return _from_dict(Config, data).validate()
+
+
+def build_config(base: Optional[str] = None, values: Optional[dict[str, Any]] = None) -> Config:
+    """A validated config from a base (shipped name, path or None for the defaults) and Python
+    values by dotted key, e.g. {"distill.iterations": 200} (the Python API's counterpart of overrides)."""
+    data: dict = _read_config_file(base) if base else {}
+    for key, value in (values or {}).items():
         _set_dotted(data, key, value)
     return _from_dict(Config, data).validate()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import random
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +19,8 @@ from .config import Config, config_to_dict, load_config
 from .data.augment import get_augmentation, random_crops
 from .data import DATASETS, DatasetInfo, ImageDataset, denormalize, normalize, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
+from .engine.evaluate import evaluate_loader
+from .engine.tensorboard import TensorBoardLog, chain
 from .engine.run_dir import holds_run
 from .engine.checkpoint import pick_model_entry
 from .engine import runtime
@@ -30,6 +33,7 @@ from .methods import METHODS
 from .methods.supervised import ShuffledBatches
 from .models import build_model, count_flops, count_parameters, describe_model
 from .provenance import provenance
+from .report import try_write_report, write_report
 from .tasks import TASKS
 
 
@@ -65,7 +69,8 @@ def _seed_rank(cfg: Config, distributed: Distributed) -> None:
 
 # Where the data and teacher are read from, and how long this session may run, do not make a run
 # "different": the same run may be resumed from another machine or with a new time limit.
-_NOT_IDENTITY = {"data.root", "data.download", "distill.time_limit_minutes", "distill.stop_at_metric", "threads"}
+_NOT_IDENTITY = {"data.root", "data.download", "distill.time_limit_minutes", "distill.stop_at_metric", "threads",
+                 "tensorboard"}
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -122,19 +127,29 @@ def load_split(cfg: Config, train: bool) -> ImageDataset:
     return DATASETS.build(cfg.data.name, **kwargs)
 
 
-def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    flops = count_flops(model, input_shape)
-    return {"params": count_parameters(model), "flops": flops, "macs": flops // 2}
+def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Optional[int]]:
+    try:
+        flops = count_flops(model, input_shape)
+    except Exception:  # e.g. TorchScript or exported programs the FLOP counter cannot trace
+        flops = None
+    return {"params": count_parameters(model), "flops": flops, "macs": flops // 2 if flops is not None else None}
 
 
 def check_model_outputs(model: nn.Module, task, info: DatasetInfo, who: str, device) -> None:
-    """A dry forward pass on two inputs of the data's shape, with clear errors."""
+    """A dry forward pass on three inputs of the data's shape, with clear errors. (Three: a
+    program exported with a fixed batch size, typically 1 or 2, fails here rather than mid-run.)"""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros(2, *info.input_shape, device=device))
+            out = model(torch.zeros(3, *info.input_shape, device=device))
     except Exception as exc:
+        from .model_files import FrozenGraph
+
+        if isinstance(model, FrozenGraph):
+            raise DfadError(f"{who} (an exported program) cannot take a batch of 3 inputs of shape "
+                            f"{info.input_shape}: export it with that input shape and a dynamic batch, "
+                            f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}} ({exc})") from exc
         raise DfadError(f"{who} cannot take inputs of shape {info.input_shape} from dataset "
                         f"'{info.name}': {exc}") from exc
     finally:
@@ -142,8 +157,7 @@ def check_model_outputs(model: nn.Module, task, info: DatasetInfo, who: str, dev
     task.check_outputs(out, info.num_classes, who)
 
 
-def _data_facts(dataset: ImageDataset) -> dict[str, Any]:
-    info = dataset.info
+def _data_facts(info: DatasetInfo) -> dict[str, Any]:
     return {"name": info.name, "num_classes": info.num_classes, "input_shape": list(info.input_shape),
             "mean": list(info.mean), "std": list(info.std)}
 
@@ -171,13 +185,17 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
                            scheduler=scheduler, device=device, name="teacher", precision=cfg.precision)
     method.distributed = distributed
     _seed_rank(cfg, distributed)
+    board = TensorBoardLog(run.path) if cfg.tensorboard and distributed.is_main else None
     result = fit(method, run, iterations=tc.iterations, val_every=tc.val_every, log_every=cfg.distill.log_every,
                  validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
                  metric_name=task.metric_name,
-                 extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(train_set)},
+                 extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(train_set.info)},
                  progress=progress, desc="teacher", state_every=cfg.checkpointing.every,
                  keep_states=cfg.checkpointing.keep, resume=resuming, distributed=distributed,
-                 resume_hint=f"rerun the same command (or add --resume to `dfad train-teacher ... --out {out}`)")
+                 resume_hint=f"rerun the same command (or add --resume to `dfad train-teacher ... --out {out}`)",
+                 on_iteration=board)
+    if board is not None:
+        board.close()
     # The teacher people distill from is the best validated one.
     best = load_checkpoint(run.checkpoints / "best.pt")
     teacher_path = run.path / "teacher.pt"
@@ -195,23 +213,67 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
         "teacher_model": describe_model(model),
         **{f"teacher_{k}": v for k, v in model_profile(model, train_set.info.input_shape).items()},
         "teacher_checkpoint": str(teacher_path),
+        "input": _data_facts(train_set.info),
         "seed": cfg.seed,
         **origin,
     }
-    run.write_summary(summary)
+    if distributed.is_main:
+        run.write_summary(summary)
+        try_write_report(run.path, teacher=model)
     return summary
 
 
-def load_teacher(cfg: Config, dataset: ImageDataset, task, device) -> nn.Module:
+# When no dataset says how a teacher's inputs are normalised: ImageNet's statistics for colour
+# images (torchvision's convention), 0.5 / 0.5 for anything else.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def default_input_stats(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,) * channels, (0.5,) * channels)
+
+
+def load_teacher(cfg: Config, info: Optional[DatasetInfo], device, trust_checkpoint: bool = False) -> nn.Module:
+    """The teacher in `cfg.teacher.checkpoint`, in any form `model_files` reads (a bare state dict
+    is built as `cfg.teacher.model`). `info`: the data's facts, or None without a dataset."""
+    from .model_files import load_model_file
+
     path = cfg.teacher.checkpoint
     if not path:
-        raise DfadError("no teacher checkpoint given; pass --teacher PATH (or teacher.checkpoint=PATH); "
+        raise DfadError("no teacher given; pass --teacher PATH (or teacher.checkpoint=PATH); "
                         "train one with `dfad train-teacher --config CONFIG --out DIR`")
-    payload = load_checkpoint(path)
-    entry = pick_model_entry(payload, "teacher", path)
-    teacher = build_model_from_entry(entry, path).to(device)
-    check_model_outputs(teacher, task, dataset.info, f"teacher from {path}", device)
-    return teacher
+    spec = cfg.teacher.model
+    args = {k: v for k, v in spec.args.items() if k not in ("num_classes", "in_channels")}
+    return load_model_file(path, role="teacher", arch=spec.arch, arch_args=args,
+                           num_classes=info.num_classes if info else cfg.data.num_classes,
+                           in_channels=info.channels if info else cfg.data.channels,
+                           trust=trust_checkpoint).to(device)
+
+
+def data_free_info(cfg: Config, teacher: nn.Module, task, device) -> DatasetInfo:
+    """The input and output facts of a run with no dataset (data.name=none): the input shape and
+    statistics from the config, the class count from the config or a dry run of the teacher."""
+    data = cfg.data
+    channels, size = data.channels, data.image_size
+    mean, std = (tuple(data.mean), tuple(data.std)) if data.mean is not None else default_input_stats(channels)
+    if len(mean) != channels or len(std) != channels:
+        raise DfadError(f"--input-mean/--input-std give {len(mean)}/{len(std)} values for {channels}-channel "
+                        f"inputs; give one per channel")
+    num_classes = data.num_classes
+    if num_classes is None:
+        was_training = teacher.training
+        teacher.eval()
+        try:
+            with torch.no_grad():
+                out = teacher(torch.zeros(2, channels, size, size, device=device))
+        except Exception as exc:
+            raise DfadError(f"the teacher cannot take inputs of shape ({channels}, {size}, {size}) ({exc}); "
+                            f"pass the --input-shape C,H,W it was trained on") from exc
+        finally:
+            teacher.train(was_training)
+        if out.dim() != task.output_dims:
+            raise DfadError(f"the teacher returned outputs of shape {tuple(out.shape)}; {task.output_description}")
+        num_classes = int(out.shape[1])
+    return DatasetInfo("none", num_classes, channels, size, mean, std)
 
 
 # ITU-R BT.601 luma weights: colour images shown to a grey-scale teacher.
@@ -251,16 +313,18 @@ def load_real_images(cfg: Config, name: str, info: DatasetInfo, keep_larger: boo
 
 
 def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task, device,
-                       distributed: Distributed = SINGLE):
+                       distributed: Distributed = SINGLE, student: Optional[nn.Module] = None):
     """The configured method (DFAD by default) with a fresh student, generator and their optimisers.
     Under torchrun, `distill.batch_size` is the global batch, split evenly over the ranks."""
     dc = cfg.distill
     if dc.batch_size % distributed.world_size:
         raise DfadError(f"distill.batch_size {dc.batch_size} does not split evenly over {distributed.world_size} "
                         f"processes; choose a multiple of {distributed.world_size}")
-    student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
-                          **dc.student.args).to(device)
-    check_model_outputs(student, task, info, f"student '{dc.student.arch}'", device)
+    if student is None:
+        student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
+                              **dc.student.args)
+    student = student.to(device)
+    check_model_outputs(student, task, info, f"student '{describe_model(student)}'", device)
     generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,
                             **dc.generator.args).to(device)
     if dc.channels_last:
@@ -274,7 +338,11 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     if getattr(METHODS.get(dc.method), "needs_real_images", False):
         # Segmentation teachers see random crops of whole frames, as in their training.
         crops = cfg.task == "segmentation"
-        real = load_real_images(cfg, dc.method_args.get("data") or cfg.data.name, info, keep_larger=crops)
+        data = dc.method_args.get("data") or cfg.data.name
+        if data == "none":
+            raise DfadError(f"method '{dc.method}' learns from real images; name a dataset with "
+                            f"distill.method_args={{data: NAME}}")
+        real = load_real_images(cfg, data, info, keep_larger=crops)
         crop = (functools.partial(random_crops, size=info.image_size)
                 if crops and tuple(real.images.shape[-2:]) != (info.image_size, info.image_size) else None)
         extra["images"] = ShuffledBatches(real.images, real.labels, dc.batch_size,
@@ -292,31 +360,56 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     return method
 
 
-def distill(cfg: Config, out: str | Path, *, force: bool = False, resume: bool = False,
-            progress: bool = True) -> dict[str, Any]:
-    """Data-free distillation: the student never sees a training image; the test split is only
-    used to report accuracy at validation time (and may be absent in real use)."""
+def distill(cfg: Config, out: str | Path, **kwargs) -> dict[str, Any]:
+    """`distill_run`'s summary (what the CLI prints and summary.json holds)."""
+    return distill_run(cfg, out, **kwargs)[0]
+
+
+def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bool = False, progress: bool = True,
+                trust_checkpoint: bool = False, teacher: Optional[nn.Module] = None,
+                student: Optional[nn.Module] = None, val_loader=None, on_iteration=None,
+                on_validation=None) -> tuple[dict[str, Any], Any]:
+    """Data-free distillation: the student never sees a training image; the test split (or
+    `val_loader`) is only used to report the metric at validation time, and may be absent
+    (data.name=none). The CLI passes a config; the Python API (`dfad.distill`) also passes the
+    teacher and student as modules, a validation loader and per-iteration / per-validation hooks.
+    Returns the summary and the trained method (its student, generator and optimisers)."""
     origin = provenance()  # at the start: the working tree may change while the run goes on
     device, distributed = setup_distributed(cfg)
     task = TASKS.build(cfg.task)
-    test_set = load_split(cfg, train=False)
-    info = test_set.info
-    teacher = load_teacher(cfg, test_set, task, device)
+    test_set = load_split(cfg, train=False) if cfg.data.name != "none" else None
+    info = test_set.info if test_set is not None else None
+    teacher = load_teacher(cfg, info, device, trust_checkpoint) if teacher is None else teacher.to(device)
+    if info is None:
+        info = data_free_info(cfg, teacher, task, device)
+    check_model_outputs(teacher, task, info, f"teacher from {cfg.teacher.checkpoint or 'the API'}", device)
     run, resuming = open_run(out, cfg, force=force, resume=resume, distributed=distributed)
     run.write_config(cfg)
     dc = cfg.distill
-    method = build_distillation(cfg, teacher, info, task, device, distributed)
+    method = build_distillation(cfg, teacher, info, task, device, distributed, student=student)
     student, generator = method.student, getattr(method, "generator", None)  # KD has no generator
-    teacher_metric = evaluate(teacher, test_set, task, cfg.data.eval_batch_size, device)
+    if test_set is not None:
+        def metric_of(model):
+            return evaluate(model, test_set, task, cfg.data.eval_batch_size, device, return_metric=True)
+    elif val_loader is not None:
+        def metric_of(model):
+            return evaluate_loader(model, val_loader, task, info.num_classes, device, return_metric=True)
+    else:
+        metric_of = None
+    measure = (lambda model: metric_of(model).compute()) if metric_of is not None else None
+    teacher_metric = measure(teacher) if measure is not None else None
+    board = TensorBoardLog(run.path) if cfg.tensorboard and distributed.is_main else None
     result = fit(method, run, iterations=dc.iterations, val_every=dc.val_every, log_every=dc.log_every,
-                 validate=lambda m: evaluate(m, test_set, task, cfg.data.eval_batch_size, device),
-                 metric_name=task.metric_name,
-                 extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(test_set)},
+                 validate=measure, metric_name=task.metric_name,
+                 extra_checkpoint={"config": config_to_dict(cfg), "data": _data_facts(info)},
                  sample_stats=(info.mean, info.std), progress=progress, desc=dc.method,
                  time_limit_seconds=dc.time_limit_minutes * 60 if dc.time_limit_minutes else None,
                  stop_at_metric=dc.stop_at_metric, state_every=cfg.checkpointing.every,
                  keep_states=cfg.checkpointing.keep, resume=resuming, distributed=distributed,
-                 resume_hint=f"rerun the same command (or add --resume to `dfad distill ... --out {out}`)")
+                 resume_hint=f"rerun the same command (or add --resume to `dfad distill ... --out {out}`)",
+                 on_iteration=chain(on_iteration, board), on_validation=on_validation)
+    if board is not None:
+        board.close()
     metric = task.metric_name
     summary = {
         f"teacher_{metric}": teacher_metric,
@@ -328,23 +421,30 @@ def distill(cfg: Config, out: str | Path, *, force: bool = False, resume: bool =
         "stopped_by_time_limit": result.stopped_by_time_limit,
         "stopped_at_target": result.stopped_at_target,
         "wall_seconds": round(result.wall_seconds, 2),
-        "seconds_per_iteration": round(result.wall_seconds / result.iterations, 4),
+        "seconds_per_iteration": round(result.wall_seconds / max(1, result.iterations), 4),
         "metric": metric,
         "method": dc.method,
-        "teacher_arch": teacher.dfad_spec["arch"],
-        "student_arch": dc.student.arch,
+        "teacher_arch": describe_model(teacher),
+        "student_arch": describe_model(student),
         "teacher_model": describe_model(teacher),
         "student_model": describe_model(student),
         "generator_model": describe_model(generator) if generator is not None else None,
         **{f"teacher_{k}": v for k, v in model_profile(teacher, info.input_shape).items()},
         **{f"student_{k}": v for k, v in model_profile(student, info.input_shape).items()},
         "generator_params": count_parameters(generator) if generator is not None else 0,
-        "teacher_checkpoint": str(cfg.teacher.checkpoint),
+        "teacher_checkpoint": str(cfg.teacher.checkpoint) if cfg.teacher.checkpoint else None,
+        "input": _data_facts(info),
         "seed": cfg.seed,
         **origin,
     }
-    run.write_summary(summary)
-    return summary
+    if distributed.is_main:
+        run.write_summary(summary)
+        per_class = None
+        if metric_of is not None and metric == "accuracy":
+            per_class = {name: metric_of(model).per_class() for name, model in (("teacher", teacher), ("student", student))}
+        try_write_report(run.path, teacher=teacher, student=student, generator=generator, nz=dc.nz,
+                         per_class=per_class, device=device)
+    return summary, method
 
 
 def evaluate_checkpoint(cfg: Config, checkpoint: str | Path, role: str = "student") -> dict[str, Any]:
@@ -360,3 +460,40 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str | Path, role: str = "studen
     return {"checkpoint": str(checkpoint), "arch": entry["arch"], "dataset": test_set.info.name,
             "samples": len(test_set), task.metric_name: metric.compute(),
             **model_profile(model, test_set.info.input_shape)}
+
+
+def rebuild_report(run_dir: str | Path, data_root: Optional[str] = None, trust_checkpoint: bool = False) -> Path:
+    """`dfad report RUN_DIR`: the run's models from its checkpoints (the teacher of a distillation
+    from its config), the test split when it can be read, then report.html."""
+    run_dir = Path(run_dir)
+    config_path, best = run_dir / "config.yaml", run_dir / "checkpoints" / "best.pt"
+    if not config_path.is_file() or not best.is_file():
+        raise DfadError(f"{run_dir} is not a finished dfad run (needs config.yaml and checkpoints/best.pt)")
+    cfg = load_config(str(config_path))
+    if data_root:
+        cfg.data.root = data_root
+    device = torch.device("cpu")
+    task = TASKS.build(cfg.task)
+    payload = load_checkpoint(best)
+    data = payload.get("data") or {}
+    info = DatasetInfo(data.get("name", cfg.data.name), data["num_classes"], data["input_shape"][0],
+                       data["input_shape"][1], tuple(data["mean"]), tuple(data["std"]))
+    models = {role: build_model_from_entry(entry, best) for role, entry in payload["models"].items()
+              if entry.get("arch") is not None}
+    if "teacher" not in models and cfg.teacher.checkpoint:
+        try:
+            models["teacher"] = load_teacher(cfg, info, device, trust_checkpoint)
+        except DfadError as exc:
+            warnings.warn(f"report without the teacher's latency and predictions: {exc}", stacklevel=2)
+    per_class = None
+    if cfg.data.name != "none" and task.metric_name == "accuracy":
+        try:
+            test_set = load_split(cfg, train=False)
+            per_class = {role: evaluate(models[role], test_set, task, cfg.data.eval_batch_size, device,
+                                        return_metric=True).per_class()
+                         for role in ("teacher", "student") if role in models}
+        except DfadError as exc:
+            warnings.warn(f"report without per-class accuracy (test split unavailable): {exc}", stacklevel=2)
+    nz = (payload["models"].get("generator") or {}).get("args", {}).get("nz")
+    return write_report(run_dir, teacher=models.get("teacher"), student=models.get("student"),
+                        generator=models.get("generator"), nz=nz, per_class=per_class or None, device=device)

@@ -106,7 +106,7 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
          "corrupt or not a PyTorch file"),
         (["train-teacher", "--config", "mnist", "--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "c")],
          "MNIST not found: expected train-images-idx3-ubyte"),
-        (["distill", "--config", "digits", "--out", str(tmp_path / "d")], "no teacher checkpoint given"),
+        (["distill", "--config", "digits", "--out", str(tmp_path / "d")], "no teacher given"),
         (["distill", "--config", "digits", "--out", str(tmp_path / "e"), "distill.imitation_steps=0"],
          "distill.imitation_steps must be positive"),
         (["distill", "--config", "digits", "--teacher", str(five_class_teacher), "--out", str(tmp_path / "f")],

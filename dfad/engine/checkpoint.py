@@ -25,8 +25,8 @@ FORMAT = "dfad-checkpoint/1"
 def model_entry(model: nn.Module) -> dict:
     """A self-describing entry for a model made by `dfad.models.build_model`."""
     spec = getattr(model, "dfad_spec", None)
-    if spec is None:
-        raise ValueError(f"{type(model).__name__} was not built by dfad.models.build_model; its architecture is unknown")
+    if spec is None:  # a user's own module (Python API): its weights, and its class name to say what it is
+        return {"arch": None, "module": type(model).__qualname__, "args": {}, "state_dict": model.state_dict()}
     return {"arch": spec["arch"], "args": dict(spec["args"]), "state_dict": model.state_dict()}
 
 
@@ -152,6 +152,10 @@ def _describe_mismatch(model: nn.Module, state_dict: dict) -> str:
 
 
 def build_model_from_entry(entry: dict, path: str | Path, **overrides: Any) -> nn.Module:
+    if entry.get("arch") is None:
+        raise DfadError(f"checkpoint {path} holds the weights of your own model class '{entry.get('module')}', "
+                        f"which dfad cannot rebuild; create the model yourself and load "
+                        f"torch.load(PATH, weights_only=True)['models'][ROLE]['state_dict'] into it")
     args = {**entry.get("args", {}), **overrides}
     model = build_model(entry["arch"], **args)
     problems = _describe_mismatch(model, entry["state_dict"])

@@ -20,3 +20,18 @@ def evaluate(model: nn.Module, dataset: ImageDataset, task, batch_size: int = 10
     finally:
         model.train(was_training)
     return metric if return_metric else metric.compute()
+
+
+def evaluate_loader(model: nn.Module, loader, task, num_classes: int, device: torch.device | str = "cpu",
+                    return_metric: bool = False):
+    """As `evaluate`, over any iterable of (images, labels) batches, e.g. a user's DataLoader."""
+    was_training = model.training
+    model.eval()
+    metric = task.new_metric(num_classes)
+    try:
+        with torch.inference_mode():
+            for images, labels in loader:
+                metric.update(model(images.to(device)), labels.to(device))
+    finally:
+        model.train(was_training)
+    return metric if return_metric else metric.compute()

@@ -47,7 +47,8 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
         progress: bool = True, desc: str = "train", time_limit_seconds: Optional[float] = None,
         stop_at_metric: Optional[float] = None, state_every: int = 0, keep_states: int = 2,
         resume: bool = False, resume_hint: str = "rerun the same command",
-        distributed: Distributed = SINGLE) -> FitResult:
+        distributed: Distributed = SINGLE, on_iteration: Optional[Callable[[dict], Any]] = None,
+        on_validation: Optional[Callable[[dict], Any]] = None) -> FitResult:
     """Run `method.step()` until `iterations`.
 
     Every `val_every` iterations (and at the end): validate `method.evaluated`, save a sample
@@ -57,6 +58,8 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
     keeping the newest `keep_states`. With `resume`, continues from the newest readable one.
     With `time_limit_seconds`, the run ends (validated and checkpointed) at the first iteration
     past the limit (counted from this call); with `stop_at_metric`, at the first validation reaching it.
+    Hooks (rank 0): `on_iteration(record)` after every iteration, `on_validation(record)` after each
+    validation and its checkpoints; `record` holds the iteration, losses, learning rates and metric.
     Under torch.distributed, rank 0 alone validates and writes; every rank stops at the same iteration.
     """
     main = distributed.is_main
@@ -142,10 +145,14 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
 
             if validating:
                 distributed.barrier()  # the other ranks wait for rank 0's validation and checkpoints
-            if main and (metric_name in record or iteration % log_every == 0):
+            if main and (validating or iteration % log_every == 0):
                 record["elapsed_seconds"] = round(time.perf_counter() - start, 3)
                 run.log(record)
                 result.history.append(record)
+            if main and on_iteration is not None:
+                on_iteration(dict(record))
+            if main and validating and on_validation is not None:
+                on_validation(dict(record))
             bar.update(1)
             bar.set_postfix({**{k: f"{v:.4f}" for k, v in losses.items()}, metric_name: _fmt(last_metric)},
                             refresh=False)

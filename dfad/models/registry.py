@@ -4,9 +4,22 @@ from ..registry import Registry
 MODELS = Registry("model")
 
 
+def check_arch(arch: str) -> None:
+    """A clear error for an unknown model name (registry names, or `torchvision:NAME`)."""
+    from .external import TORCHVISION_PREFIX, check_torchvision_name
+
+    if arch.startswith(TORCHVISION_PREFIX):
+        check_torchvision_name(arch)
+    else:
+        MODELS.get(arch)
+
+
 def build_model(arch: str, **args):
-    """Build a registered model and remember how, so checkpoints can rebuild it."""
-    model = MODELS.build(arch, **args)
+    """Build a registered model (or `torchvision:NAME`) and remember how, so checkpoints can
+    rebuild it."""
+    from .external import TORCHVISION_PREFIX, build_torchvision
+
+    model = build_torchvision(arch, **args) if arch.startswith(TORCHVISION_PREFIX) else MODELS.build(arch, **args)
     model.dfad_spec = {"arch": arch, "args": dict(args)}
     return model
 
@@ -14,7 +27,7 @@ def build_model(arch: str, **args):
 def describe_model(model) -> str:
     """'convnet(width=32)': the registry name and the arguments that are not data facts."""
     spec = getattr(model, "dfad_spec", None)
-    if spec is None:
-        return type(model).__name__
+    if spec is None:  # loaded from an exported/TorchScript/pickled file, or a user's own module
+        return getattr(model, "dfad_source", type(model).__name__)
     shown = {k: v for k, v in spec["args"].items() if k not in ("num_classes", "in_channels", "channels")}
     return spec["arch"] + (f"({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")

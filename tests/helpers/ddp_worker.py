@@ -20,7 +20,7 @@ def main(teacher_path: str, out: str, iterations: int) -> None:
     device, distributed = setup_distributed(cfg)
     task = TASKS.build(cfg.task)
     test_set = DATASETS.build("digits", root=None, train=False)
-    teacher = load_teacher(cfg, test_set, task, device)
+    teacher = load_teacher(cfg, test_set.info, device)
     method = build_distillation(cfg, teacher, test_set.info, task, device, distributed)
     reduced = []
     real_all_reduce = dist.all_reduce

@@ -1,0 +1,87 @@
+"""The Python API: distill your own model from a notebook or script, on the CLI's engine."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from torch import nn
+
+from .config import build_config
+from .engine import read_metrics
+from .errors import DfadError
+
+
+@dataclass
+class DistillResult:
+    student: nn.Module  # the final student (its best validated weights: run_dir/checkpoints/best.pt)
+    generator: Optional[nn.Module]
+    history: list[dict[str, Any]]  # the metrics log: losses, learning rates, metric, elapsed seconds
+    run_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.pt"
+
+
+def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: Sequence[int],
+            num_classes: Optional[int] = None, task: str = "classification", out: Optional[str | Path] = None,
+            iterations: int = 1000, batch_size: int = 256, imitation_steps: int = 5, nz: int = 100,
+            generator: str = "generator_a", generator_args: Optional[dict] = None,
+            student_lr: float = 0.1, generator_lr: float = 1e-3, method: str = "dfad",
+            input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None,
+            val_loader=None, val_every: int = 50, device: str = "cpu", precision: str = "fp32", seed: int = 0,
+            on_iteration: Optional[Callable[[dict], Any]] = None,
+            on_validation: Optional[Callable[[dict], Any]] = None, config: Optional[str] = None,
+            options: Optional[dict[str, Any]] = None, force: bool = False, progress: bool = True,
+            trust_checkpoint: bool = False) -> DistillResult:
+    """Distill `teacher` into `student` with no training data.
+
+    teacher: any nn.Module returning logits [N, C] (classification) or [N, C, H, W]
+        (segmentation), or a path in any form `dfad distill --teacher` takes.
+    student: an nn.Module, or a model name (a dfad model or "torchvision:NAME").
+    input_shape: the teacher's input (C, H, W), H = W; the generator makes such images, read as
+        inputs normalised with input_mean / input_std (default: ImageNet's for 3 channels).
+    val_loader: optional (images, labels) batches to report the metric on at each validation.
+    on_iteration / on_validation: called with each iteration's / validation's record (a dict).
+    config / options: a base config (shipped name or YAML path) and further settings by dotted
+        key, e.g. {"distill.student_schedule": {"name": "cosine"}, "checkpointing.every": 50}.
+    Writes the usual run folder (`out`, default runs/distill-<time>) and returns the student,
+    the generator, the metrics history, the run folder and the summary.
+    """
+    from . import runs
+
+    shape = list(input_shape)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise DfadError(f"input_shape must be (C, H, W) with H = W, got {tuple(input_shape)}")
+    if (input_mean is None) != (input_std is None):
+        raise DfadError("give both input_mean and input_std, or neither")
+    if not isinstance(teacher, (nn.Module, str, Path)):
+        raise DfadError(f"teacher must be an nn.Module or a file path, got {type(teacher).__name__}")
+    if not isinstance(student, (nn.Module, str)):
+        raise DfadError(f"student must be an nn.Module or a model name, got {type(student).__name__}")
+    values: dict[str, Any] = {
+        "task": task, "device": device, "precision": precision, "seed": seed,
+        "data.name": "none", "data.channels": shape[0], "data.image_size": shape[1], "data.num_classes": num_classes,
+        "data.mean": list(input_mean) if input_mean is not None else None,
+        "data.std": list(input_std) if input_std is not None else None,
+        "distill.method": method, "distill.iterations": iterations, "distill.batch_size": batch_size,
+        "distill.imitation_steps": imitation_steps, "distill.nz": nz, "distill.val_every": val_every,
+        "distill.generator": {"arch": generator, "args": dict(generator_args or {})},
+        "distill.student_optimizer.lr": student_lr, "distill.generator_optimizer.lr": generator_lr,
+    }
+    if isinstance(student, str):
+        values["distill.student"] = {"arch": student, "args": {}}
+    if not isinstance(teacher, nn.Module):
+        values["teacher.checkpoint"] = str(teacher)
+    values.update(options or {})
+    cfg = build_config(config, values)
+    out = Path(out) if out is not None else Path("runs") / time.strftime("distill-%Y%m%d-%H%M%S")
+    summary, method = runs.distill_run(cfg, out, force=force, progress=progress, trust_checkpoint=trust_checkpoint,
+                           teacher=teacher if isinstance(teacher, nn.Module) else None,
+                           student=student if isinstance(student, nn.Module) else None,
+                           val_loader=val_loader, on_iteration=on_iteration, on_validation=on_validation)
+    return DistillResult(student=method.student, generator=getattr(method, "generator", None),
+                         history=read_metrics(out), run_dir=out, summary=summary)

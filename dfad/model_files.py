@@ -1,0 +1,149 @@
+"""Models from the files people have: dfad checkpoints, bare state dicts (with an architecture
+name), exported programs (`.pt2`), TorchScript, and - only when trusted - pickled modules."""
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .engine.checkpoint import FORMAT, build_model_from_entry, load_checkpoint, pick_model_entry
+from .errors import DfadError
+from .models import build_model
+
+FORMS = ("a dfad checkpoint", "a state dict with --teacher-arch NAME", "an exported program (.pt2)",
+         "a TorchScript file", "a pickled module with --trust-checkpoint")
+
+
+class FrozenGraph(nn.Module):
+    """An exported program's module. It cannot switch between train and eval mode (its mode was
+    fixed at export), so train()/eval() only record the flag instead of recursing into it."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.graph = module
+
+    def train(self, mode: bool = True) -> "FrozenGraph":
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def detect_format(path: Path) -> str:
+    """'export', 'torchscript' or 'torch' (anything torch.load may read)."""
+    names = _zip_names(path)
+    if path.suffix == ".pt2" or any(n.endswith(("serialized_exported_program.json", "archive_format"))
+                                    or "/models/" in n and n.endswith(".json") for n in names):
+        return "export"
+    if any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names):
+        return "torchscript"
+    return "torch"
+
+
+def _state_dict_in(payload) -> Optional[dict]:
+    """A bare state dict, or one under the usual keys of training scripts' checkpoints."""
+    def is_state_dict(obj) -> bool:
+        return isinstance(obj, Mapping) and bool(obj) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+    if is_state_dict(payload):
+        return dict(payload)
+    if isinstance(payload, Mapping):
+        for key in ("state_dict", "model", "model_state_dict", "teacher"):
+            if is_state_dict(payload.get(key)):
+                return dict(payload[key])
+    return None
+
+
+def load_model_file(path: str | Path, *, role: str = "teacher", arch: Optional[str] = None,
+                    arch_args: Optional[dict] = None, num_classes: Optional[int] = None, in_channels: int = 3, trust: bool = False,
+                    flag: str = "--teacher") -> nn.Module:
+    """The model in `path`, on the CPU. `arch` (a registry name or `torchvision:NAME`) and
+    `num_classes` (and any further `arch_args`) are needed only for a bare state dict; `trust` allows unpickling a whole module
+    (which runs code from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DfadError(f"{flag} {path} does not exist; give {', '.join(FORMS[:-1])} or {FORMS[-1]}")
+    kind = detect_format(path)
+    if kind == "export":
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:
+            raise DfadError(f"{flag} {path} is not a readable exported program ({type(exc).__name__}: {exc}); "
+                            f"write it with torch.export.save(torch.export.export(model, args), PATH)") from exc
+        model = FrozenGraph(program.module())
+        model.dfad_source = f"exported program {path.name}"
+        return model
+    if kind == "torchscript":
+        try:
+            model = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise DfadError(f"{flag} {path} is not a readable TorchScript file ({type(exc).__name__}); "
+                            f"write it with torch.jit.save(torch.jit.script(model), PATH)") from exc
+        model.dfad_source = f"TorchScript {path.name}"
+        return model
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        global_name = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if not global_name:
+            raise DfadError(f"{flag} {path} is corrupt or not a PyTorch file (unreadable pickle); "
+                            f"re-create it or point to another file") from exc
+        if not trust:
+            raise DfadError(f"{flag} {path} holds pickled code ({global_name.group(1)}); loading it runs that code. "
+                            f"Pass --trust-checkpoint if you trust its source, or save a state dict / "
+                            f"exported program instead") from exc
+        return _load_trusted(path, flag)
+    except Exception as exc:
+        raise DfadError(f"{flag} {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
+                        f"re-create it or point to another file") from exc
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        entry = pick_model_entry(load_checkpoint(path), role, path)
+        return build_model_from_entry(entry, path)
+    state_dict = _state_dict_in(payload)
+    if state_dict is None:
+        raise DfadError(f"{flag} {path} holds neither a dfad checkpoint nor a state dict; give "
+                        f"{', '.join(FORMS[:-1])} or {FORMS[-1]}")
+    if arch is None:
+        raise DfadError(f"{flag} {path} is a bare state dict: name its architecture with {flag}-arch NAME "
+                        f"(a dfad model or torchvision:NAME, e.g. torchvision:resnet18)")
+    if num_classes is None:
+        num_classes = _infer_num_classes(state_dict)
+        if num_classes is None:
+            raise DfadError(f"cannot tell the class count of {path}; pass --num-classes N")
+    return build_model_from_entry({"arch": arch, "args": {**(arch_args or {}), "num_classes": num_classes,
+                                                               "in_channels": in_channels},
+                                   "state_dict": state_dict}, path)
+
+
+def _infer_num_classes(state_dict: dict) -> Optional[int]:
+    """The output count of the last layer's bias (classifiers' usual final layer), if any."""
+    biases = [v for k, v in state_dict.items() if k.endswith("bias") and v.dim() == 1]
+    return int(biases[-1].shape[0]) if biases else None
+
+
+def _load_trusted(path: Path, flag: str) -> nn.Module:
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # its classes must be importable here
+        raise DfadError(f"{flag} {path}: the pickled module could not be rebuilt ({type(exc).__name__}: {exc}); "
+                        f"make its code importable (PYTHONPATH) or save a state dict instead") from exc
+    if not isinstance(model, nn.Module):
+        raise DfadError(f"{flag} {path} holds a {type(model).__name__}, not an nn.Module")
+    model.dfad_source = f"pickled module {path.name}"
+    return model
