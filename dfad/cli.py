@@ -15,6 +15,10 @@ EPILOG = """examples:
   dfad evaluate --config mnist --data-root DATA --checkpoint runs/mnist-dfad/checkpoints/best.pt
   dfad reproduce table2_mnist --data-root DATA --seeds 2 --budget 400 --results results/reproduce
   torchrun --nproc_per_node=2 -m dfad distill --config mnist --teacher T.pt --out runs/ddp
+  # your own model, no data: a state dict (or .pt2 / TorchScript file) and its input shape
+  dfad distill --teacher my_teacher.pt --teacher-arch torchvision:resnet18 --input-shape 3,32,32 --student cifar_resnet8 --out runs/mine
+  dfad export runs/mine --format onnx --dynamic-batch
+  dfad report runs/mine
 
 Overrides are dotted config keys with YAML values, e.g. distill.batch_size=256 data.image_size=32.
 Data root: --data-root, else $DFAD_DATA_ROOT, else ~/.cache/dfad/data."""

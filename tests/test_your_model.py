@@ -134,3 +134,31 @@ def test_python_api_takes_a_student_module_and_validates_inputs_up_front(tmp_pat
     assert entry["module"] == "TinyClassifier"
     with pytest.raises(DfadError, match="your own model class 'TinyClassifier'"):
         dfad.runs.build_model_from_entry(entry, result.best_checkpoint)
+
+
+@pytest.mark.parametrize("arch", ["torchvision:mobilenet_v3_small", "timm:resnet10t"])
+def test_students_from_other_libraries_are_rebuilt_from_checkpoints(arch, tmp_path):
+    if arch.startswith("timm:"):
+        pytest.importorskip("timm", reason="timm students need the optional extra dfad[timm]")
+    result = dfad.distill(teacher_module(), arch, input_shape=(3, 16, 16), iterations=1, batch_size=4, nz=16,
+                          generator_args={"ngf": 8}, out=tmp_path / "run", progress=False)
+    assert result.summary["student_model"] == arch
+    rebuilt = dfad.runs.build_model_from_entry(load_checkpoint(result.best_checkpoint)["models"]["student"], "x")
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(rebuilt.eval()(x), result.student.eval()(x))
+    with pytest.raises(DfadError, match="did you mean"):
+        dfad.models.check_arch(arch + "x")
+
+
+def test_python_api_distills_a_segmentation_teacher(tmp_path):
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 5, 1))
+    student = torch.nn.Conv2d(3, 5, 3, padding=1)
+    result = dfad.distill(teacher, student, input_shape=(3, 16, 16), task="segmentation", iterations=3,
+                          batch_size=4, nz=16, generator="generator_b", generator_args={"ngf": 8},
+                          out=tmp_path / "seg", progress=False)
+    assert result.summary["metric"] == "miou" and result.summary["input"]["num_classes"] == 5
+    losses = [r for r in result.history if "generator_loss" in r]
+    assert losses and all(r["generator_loss"] <= 0 for r in losses)  # -log(L1 + 1)
+    with pytest.raises(DfadError, match="segmentation model must return per-pixel logits"):
+        dfad.distill(teacher_module(), student, input_shape=(3, 16, 16), task="segmentation", out=tmp_path / "x")

@@ -1,5 +1,6 @@
 """Models from other libraries by name: `torchvision:NAME` (any torchvision classification or
-segmentation builder, randomly initialised; no weights are downloaded)."""
+segmentation builder) and `timm:NAME` (any timm model; optional extra `dfad[timm]`), randomly
+initialised: no weights are downloaded."""
 from __future__ import annotations
 
 import torch
@@ -9,6 +10,7 @@ from ..errors import DfadError
 from ..registry import suggest
 
 TORCHVISION_PREFIX = "torchvision:"
+TIMM_PREFIX = "timm:"
 
 
 class SegmentationOutput(nn.Module):
@@ -51,3 +53,25 @@ def build_torchvision(arch: str, num_classes: int = 1000, in_channels: int = 3, 
         return SegmentationOutput(tvm.get_model(name, weights=None, weights_backbone=None,
                                                 num_classes=num_classes, aux_loss=False, **kwargs))
     return tvm.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError:
+        raise DfadError("timm:NAME models need the timm package: pip install 'dfad[timm]'") from None
+    return timm
+
+
+def check_timm_name(arch: str) -> None:
+    name = arch[len(TIMM_PREFIX):]
+    available = _timm().list_models()
+    if name not in available:
+        raise DfadError(f"unknown timm model '{name}'{suggest(name, available)}; see timm.list_models()")
+
+
+def build_timm(arch: str, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> nn.Module:
+    """`timm:resnet18` and the like: timm's classifier with `num_classes` outputs, random weights."""
+    check_timm_name(arch)
+    return _timm().create_model(arch[len(TIMM_PREFIX):], pretrained=False, num_classes=num_classes,
+                                in_chans=in_channels, **kwargs)

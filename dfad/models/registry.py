@@ -6,20 +6,27 @@ MODELS = Registry("model")
 
 def check_arch(arch: str) -> None:
     """A clear error for an unknown model name (registry names, or `torchvision:NAME`)."""
-    from .external import TORCHVISION_PREFIX, check_torchvision_name
+    from .external import TIMM_PREFIX, TORCHVISION_PREFIX, check_timm_name, check_torchvision_name
 
     if arch.startswith(TORCHVISION_PREFIX):
         check_torchvision_name(arch)
+    elif arch.startswith(TIMM_PREFIX):
+        check_timm_name(arch)
     else:
         MODELS.get(arch)
 
 
 def build_model(arch: str, **args):
-    """Build a registered model (or `torchvision:NAME`) and remember how, so checkpoints can
+    """Build a registered model (or `torchvision:NAME` / `timm:NAME`) and remember how, so checkpoints can
     rebuild it."""
-    from .external import TORCHVISION_PREFIX, build_torchvision
+    from .external import TIMM_PREFIX, TORCHVISION_PREFIX, build_timm, build_torchvision
 
-    model = build_torchvision(arch, **args) if arch.startswith(TORCHVISION_PREFIX) else MODELS.build(arch, **args)
+    if arch.startswith(TORCHVISION_PREFIX):
+        model = build_torchvision(arch, **args)
+    elif arch.startswith(TIMM_PREFIX):
+        model = build_timm(arch, **args)
+    else:
+        model = MODELS.build(arch, **args)
     model.dfad_spec = {"arch": arch, "args": dict(args)}
     return model
 
