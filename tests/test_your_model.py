@@ -128,8 +128,10 @@ def test_python_api_takes_a_student_module_and_validates_inputs_up_front(tmp_pat
         dfad.distill(teacher_module(), "cifar_resnet8", input_shape=(1, 16, 16), out=tmp_path / "y")
     result = dfad.distill(teacher_module(), TinyClassifier(num_classes=7, width=4), input_shape=(3, 16, 16),
                           iterations=2, batch_size=8, nz=16, generator_args={"ngf": 8}, out=tmp_path / "z",
-                          progress=False)
+                          progress=False, options={"tensorboard": True})
     assert isinstance(result.student, TinyClassifier) and result.summary["student_model"] == "TinyClassifier"
+    events = list((tmp_path / "z" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100  # the losses went to TensorBoard too
     entry = load_checkpoint(result.best_checkpoint)["models"]["student"]
     assert entry["module"] == "TinyClassifier"
     with pytest.raises(DfadError, match="your own model class 'TinyClassifier'"):
