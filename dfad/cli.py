@@ -25,7 +25,8 @@ Data root: --data-root, else $DFAD_DATA_ROOT, else ~/.cache/dfad/data."""
 
 
 def _add_common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
-    p.add_argument("--config", default=None, help="YAML config file or shipped config name (digits, mnist)")
+    p.add_argument("--config", default=None, help="YAML config file or shipped config name (digits, mnist, mnist_fast, cifar10, "
+                        "cifar10_cpu, cifar100, caltech101, camvid, nyuv2)")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (default: $DFAD_DATA_ROOT, "
                                                       "then ~/.cache/dfad/data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")
@@ -70,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill = sub.add_parser("distill", help="distill a student from a teacher with no training data",
                              description="Data-free distillation (DFAD by default): a generator proposes "
                                          "inputs on which student and teacher disagree; the student learns "
-                                         "to match the teacher's logits on them. The test split is only used "
-                                         "to report accuracy.")
+                                         "to match the teacher's logits on them. The test split, if any, is only "
+                                         "used to report accuracy; without data, give --input-shape.")
     _add_common(distill)
     distill.add_argument("--teacher", default=None,
                          help="the teacher: a dfad checkpoint (OUT/teacher.pt of train-teacher), a state dict "
@@ -80,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "(with --trust-checkpoint)")
     distill.add_argument("--teacher-arch", default=None, metavar="NAME",
                          help="architecture of a state-dict teacher: a dfad model (e.g. cifar_resnet34) or "
-                              "torchvision:NAME (e.g. torchvision:resnet18)")
+                              "torchvision:NAME (e.g. torchvision:resnet18) or timm:NAME")
     distill.add_argument("--student", default=None, metavar="NAME",
-                         help="student architecture: a dfad model or torchvision:NAME (default: the config's)")
+                         help="student architecture: a dfad model, torchvision:NAME or timm:NAME (default: the "
+                              "config's)")
     distill.add_argument("--trust-checkpoint", action="store_true",
                          help="allow a teacher file that holds a pickled module; loading it runs code from the "
                               "file, so only for files you trust")
