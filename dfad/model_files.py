@@ -48,7 +48,7 @@ def detect_format(path: Path) -> str:
     """'export', 'torchscript' or 'torch' (anything torch.load may read)."""
     names = _zip_names(path)
     if path.suffix == ".pt2" or any(n.endswith(("serialized_exported_program.json", "archive_format"))
-                                    or "/models/" in n and n.endswith(".json") for n in names):
+                                    or ("/models/" in n and n.endswith(".json")) for n in names):
         return "export"
     if any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names):
         return "torchscript"
