@@ -40,7 +40,8 @@ def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: 
     """Distill `teacher` into `student` with no training data.
 
     teacher: any nn.Module returning logits [N, C] (classification) or [N, C, H, W]
-        (segmentation), or a path in any form `dfad distill --teacher` takes.
+        (segmentation), or a path in any form `dfad distill --teacher` takes. A module is moved to
+        `device` and left in eval mode with its parameters' gradients off; it is never updated.
     student: an nn.Module, or a model name (a dfad model or "torchvision:NAME").
     input_shape: the teacher's input (C, H, W), H = W; the generator makes such images, read as
         inputs normalised with input_mean / input_std (default: ImageNet's for 3 channels).
