@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--data-root", default=None, help="folder holding the datasets")
     reproduce.add_argument("--out", default="runs/reproduce", help="where the runs go (reused across calls)")
     reproduce.add_argument("--results", default=None, help="also write TABLE.md and TABLE.json into this folder")
+    reproduce.add_argument("--force", action="store_true",
+                           help="redo runs in --out made with another config (default: refuse them)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -242,7 +244,8 @@ def run(args) -> int:
         else:
             raise DfadError(f"--budget must be 'paper' or a positive number of iterations, got '{args.budget}'")
         reproduce(args.table, out=args.out, rows=args.rows.split(",") if args.rows else None, seeds=args.seeds,
-                  budget=budget, data_root=args.data_root, results=args.results, progress=not args.quiet)
+                  budget=budget, data_root=args.data_root, results=args.results, force=args.force,
+                  progress=not args.quiet)
         return 0
     from . import runs
 

@@ -76,12 +76,23 @@ def _row_config(table: Table, row: Row, seed: int, budget: Optional[int], data_r
     return cfg, overrides
 
 
-def _finished(run: Path, iterations: int) -> Optional[dict]:
+def _finished(run: Path, cfg, kind: str, iterations: int, force: bool) -> Optional[dict]:
+    """The summary of a finished run in `run` made with this config; None when it must (still) run.
+
+    A finished run made with another config (the table or its config changed since) is refused
+    unless `force`, which redoes it: reusing it would put a stale figure in the table."""
     summary = run / "summary.json"
-    if summary.is_file():
-        data = json.loads(summary.read_text())
-        if data.get("iterations") == iterations or data.get("stopped_at_target") or data.get("stopped_by_time_limit"):
-            return data
+    if not summary.is_file():
+        return None
+    differing = runs.config_differences(run, cfg, kind)
+    if differing:
+        if force:
+            return None
+        raise DfadError(f"{run} holds a finished run made with another config "
+                        f"({runs.describe_differences(differing)}); pass --force to redo it, or another --out")
+    data = json.loads(summary.read_text())
+    if data.get("iterations") == iterations or data.get("stopped_at_target") or data.get("stopped_by_time_limit"):
+        return data
     return None
 
 
@@ -102,7 +113,7 @@ def _single_run_command(table: Table, row: Row, overrides: list[str], out: Path,
 
 def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = None, seeds: int = 2,
               budget: Optional[int] = None, data_root: Optional[str] = None, results: Optional[str | Path] = None,
-              progress: bool = True) -> dict[str, Any]:
+              force: bool = False, progress: bool = True) -> dict[str, Any]:
     table = load_table(table_name)
     chosen = table.rows
     if rows:
@@ -119,9 +130,10 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
     def teacher_run(seed: int) -> Path:
         run = root / teacher_row.name / f"seed{seed}"
         cfg, _ = _row_config(table, teacher_row, seed, None, data_root, None)
-        if not _finished(run, cfg.teacher.iterations):
+        if not _finished(run, cfg, "teacher", cfg.teacher.iterations, force):
             print(f"[{table.name}] training teacher seed {seed} -> {run}")
-            runs.train_teacher(cfg, run, progress=progress)
+            redo = force and holds_run(run) and bool(runs.config_differences(run, cfg, "teacher"))
+            runs.train_teacher(cfg, run, force=redo, progress=progress)
         return run / "teacher.pt"
 
     records = []
@@ -140,11 +152,12 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
             else:
                 teacher = teacher_run(0)  # every distillation row learns from the same teacher
                 cfg, overrides = _row_config(table, row, seed, budget, data_root, teacher)
-                summary = _finished(run, cfg.distill.iterations)
+                summary = _finished(run, cfg, "distill", cfg.distill.iterations, force)
                 if summary is None:
+                    redo = force and holds_run(run) and bool(runs.config_differences(run, cfg, "distill"))
                     print(f"[{table.name}] {row.name} seed {seed} -> {run}"
-                          f"{' (resuming)' if holds_run(run) else ''}")
-                    summary = runs.distill(cfg, run, progress=progress)
+                          f"{' (redoing: config changed)' if redo else ' (resuming)' if holds_run(run) else ''}")
+                    summary = runs.distill(cfg, run, force=redo, progress=progress)
                 value = summary[f"student_{summary.get('metric', 'accuracy')}"]
             values.append(value)
             row_runs.append({"seed": seed, "run": str(run), "value": value, "iterations": summary.get("iterations"),

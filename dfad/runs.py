@@ -83,14 +83,35 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def open_run(out: str | Path, cfg: Config, *, force: bool, resume: bool,
+# What a run of each kind does not depend on: a teacher run, how it will later be distilled; a
+# distillation run, how its teacher was trained (only the teacher's file and architecture matter).
+_NOT_IDENTITY_OF = {"teacher": lambda key: key.startswith("distill."),
+                    "distill": lambda key: key.startswith("teacher.") and key not in ("teacher.model",
+                                                                                     "teacher.checkpoint")}
+
+
+def config_differences(folder: str | Path, cfg: Config, kind: str) -> list[str]:
+    """'key X here vs Y there' for each identity key on which `cfg` and the run in `folder` differ."""
+    saved = _flatten(config_to_dict(load_config(str(Path(folder) / "config.yaml"))))
+    wanted = _flatten(config_to_dict(cfg))
+    ignored = _NOT_IDENTITY_OF[kind]
+    return [f"{k} {wanted.get(k)!r} here vs {saved.get(k)!r} there" for k in sorted(set(saved) | set(wanted))
+            if k not in _NOT_IDENTITY and not ignored(k) and saved.get(k) != wanted.get(k)]
+
+
+def describe_differences(differing: list[str]) -> str:
+    more = f" (+{len(differing) - 3} more)" if len(differing) > 3 else ""
+    return ", ".join(differing[:3]) + more
+
+
+def open_run(out: str | Path, cfg: Config, *, kind: str, force: bool, resume: bool,
              distributed: Distributed = SINGLE) -> tuple[RunDir, bool]:
-    """The run folder, and whether to continue the run it holds.
+    """The run folder, and whether to continue the run it holds (`kind`: "teacher" or "distill").
 
     A folder holding a run with the same config continues it (re-running a command after a crash
     or pre-emption resumes); a different config is refused unless --resume (continue it with this
     config) or --force (start over). Every rank decides before rank 0 writes anything."""
-    resuming = _resume_decision(out, cfg, force=force, resume=resume)
+    resuming = _resume_decision(out, cfg, kind, force=force, resume=resume)
     distributed.barrier()
     if distributed.is_main:
         run = RunDir(out, resume=True) if resuming else RunDir(out, force=force)
@@ -100,18 +121,14 @@ def open_run(out: str | Path, cfg: Config, *, force: bool, resume: bool,
     return run, resuming
 
 
-def _resume_decision(out: str | Path, cfg: Config, *, force: bool, resume: bool) -> bool:
+def _resume_decision(out: str | Path, cfg: Config, kind: str, *, force: bool, resume: bool) -> bool:
     if holds_run(out) and not force:
         if not resume:
-            saved = _flatten(config_to_dict(load_config(str(Path(out) / "config.yaml"))))
-            wanted = _flatten(config_to_dict(cfg))
-            differing = [k for k in sorted(set(saved) | set(wanted))
-                         if k not in _NOT_IDENTITY and saved.get(k) != wanted.get(k)]
+            differing = config_differences(out, cfg, kind)
             if differing:
-                shown = ", ".join(f"{k} {wanted.get(k)!r} here vs {saved.get(k)!r} there" for k in differing[:3])
-                more = f" (+{len(differing) - 3} more)" if len(differing) > 3 else ""
-                raise DfadError(f"output folder {out} holds a different run ({shown}{more}); pass --resume to "
-                                f"continue it with this config, --force to overwrite it, or choose another --out")
+                raise DfadError(f"output folder {out} holds a different run ({describe_differences(differing)}); "
+                                f"pass --resume to continue it with this config, --force to overwrite it, "
+                                f"or choose another --out")
         return True
     if resume and not force:
         raise DfadError(f"--resume: {out} holds no run to continue; drop --resume to start one there")
@@ -169,7 +186,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
     device, distributed = setup_distributed(cfg)
     task = TASKS.build(cfg.task)
     train_set, test_set = load_split(cfg, train=True), load_split(cfg, train=False)
-    run, resuming = open_run(out, cfg, force=force, resume=resume, distributed=distributed)
+    run, resuming = open_run(out, cfg, kind="teacher", force=force, resume=resume, distributed=distributed)
     run.write_config(cfg)
     tc = cfg.teacher
     model = build_model(tc.model.arch, num_classes=train_set.info.num_classes,
@@ -383,7 +400,7 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
     if info is None:
         info = data_free_info(cfg, teacher, task, device)
     check_model_outputs(teacher, task, info, f"teacher from {cfg.teacher.checkpoint or 'the API'}", device)
-    run, resuming = open_run(out, cfg, force=force, resume=resume, distributed=distributed)
+    run, resuming = open_run(out, cfg, kind="distill", force=force, resume=resume, distributed=distributed)
     run.write_config(cfg)
     dc = cfg.distill
     method = build_distillation(cfg, teacher, info, task, device, distributed, student=student)

@@ -130,6 +130,18 @@ def test_reproduce_writes_the_table_and_reuses_finished_runs(tmp_path):
     assert again["rows"][0]["values"] == result["rows"][2]["values"]
     assert summary.stat().st_mtime_ns == before  # reused, not re-run
 
+    # The table changes a distillation key: the finished run is stale. Refused without --force;
+    # with it the row is redone and the teacher (whose training did not change) is kept.
+    teacher_summary = tmp_path / "runs" / "tiny" / "teacher" / "seed0" / "summary.json"
+    teacher_before = teacher_summary.stat().st_mtime_ns
+    table.write_text(table.read_text().replace("dfad: {overrides: []", "dfad: {overrides: [distill.nz=16]"))
+    with pytest.raises(DfadError, match=r"another config \(distill.nz 16 here vs 64 there.*--force"):
+        reproduce(str(table), out=tmp_path / "runs", seeds=2, budget=3, rows=["dfad"], progress=False)
+    reproduce(str(table), out=tmp_path / "runs", seeds=2, budget=3, rows=["dfad"], force=True, progress=False)
+    assert summary.stat().st_mtime_ns != before
+    assert "nz: 16" in (summary.parent / "config.yaml").read_text()
+    assert teacher_summary.stat().st_mtime_ns == teacher_before
+
 
 def test_reproduce_rejects_unknown_tables_and_rows():
     from dfad.reproduce import reproduce
