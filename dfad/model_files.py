@@ -2,8 +2,6 @@
 name), exported programs (`.pt2`), TorchScript, and - only when trusted - pickled modules."""
 from __future__ import annotations
 
-import pickle
-import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +10,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .engine.checkpoint import FORMAT, build_model_from_entry, load_checkpoint, pick_model_entry
+from .engine.checkpoint import (PickledCodeError, build_model_from_entry, checked_checkpoint, is_dfad_checkpoint,
+                                load_weights_only, pick_model_entry)
 from .errors import DfadError
 from .models import build_model
 
@@ -98,23 +97,15 @@ def load_model_file(path: str | Path, *, role: str = "teacher", arch: Optional[s
         model.dfad_source = f"TorchScript {path.name}"
         return model
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        global_name = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if not global_name:
-            raise DfadError(f"{flag} {path} is corrupt or not a PyTorch file (unreadable pickle); "
-                            f"re-create it or point to another file") from exc
+        payload = load_weights_only(path, flag)
+    except PickledCodeError as exc:
         if not trust:
-            raise DfadError(f"{flag} {path} holds pickled code ({global_name.group(1)}); loading it runs that code. "
+            raise DfadError(f"{flag} {path} holds pickled code ({exc.global_name}); loading it runs that code. "
                             f"Pass --trust-checkpoint if you trust its source, or save a state dict / "
                             f"exported program instead") from exc
         return _load_trusted(path, flag)
-    except Exception as exc:
-        raise DfadError(f"{flag} {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
-                        f"re-create it or point to another file") from exc
-    if isinstance(payload, dict) and payload.get("format") == FORMAT:
-        entry = pick_model_entry(load_checkpoint(path), role, path)
-        return build_model_from_entry(entry, path)
+    if is_dfad_checkpoint(payload):
+        return build_model_from_entry(pick_model_entry(checked_checkpoint(payload, path), role, path), path)
     state_dict = _state_dict_in(payload)
     if state_dict is None:
         raise DfadError(f"{flag} {path} holds neither a dfad checkpoint nor a state dict; give "

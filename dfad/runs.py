@@ -5,6 +5,7 @@ Each function takes a validated `Config` and writes a run folder.
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 import warnings
 from pathlib import Path
@@ -91,12 +92,41 @@ _NOT_IDENTITY_OF = {"teacher": lambda key: key.startswith("distill."),
 
 
 def config_differences(folder: str | Path, cfg: Config, kind: str) -> list[str]:
-    """'key X here vs Y there' for each identity key on which `cfg` and the run in `folder` differ."""
+    """'key X here vs Y there' for each identity key on which `cfg` and the run in `folder` differ.
+
+    Not identity: where data and teacher are read from and session limits (_NOT_IDENTITY), the
+    other kind's keys (_NOT_IDENTITY_OF), keys the distillation method never reads, and the
+    teacher's path when both paths hold the same file (a copied or moved teacher)."""
     saved = _flatten(config_to_dict(load_config(str(Path(folder) / "config.yaml"))))
     wanted = _flatten(config_to_dict(cfg))
     ignored = _NOT_IDENTITY_OF[kind]
+    unused: tuple[str, ...] = ()
+    if kind == "distill" and cfg.distill.method in METHODS:
+        unused = getattr(METHODS.get(cfg.distill.method), "unused_config_keys", ())
+
+    def same(key: str) -> bool:
+        if saved.get(key) == wanted.get(key):
+            return True
+        return key == "teacher.checkpoint" and _same_file_contents(saved.get(key), wanted.get(key))
+
     return [f"{k} {wanted.get(k)!r} here vs {saved.get(k)!r} there" for k in sorted(set(saved) | set(wanted))
-            if k not in _NOT_IDENTITY and not ignored(k) and saved.get(k) != wanted.get(k)]
+            if k not in _NOT_IDENTITY and not ignored(k) and not k.startswith(unused) and not same(k)]
+
+
+def _same_file_contents(a: Optional[str], b: Optional[str]) -> bool:
+    if not a or not b or not Path(a).is_file() or not Path(b).is_file():
+        return False
+    if Path(a).stat().st_size != Path(b).stat().st_size:
+        return False
+    return _sha256(a) == _sha256(b)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def describe_differences(differing: list[str]) -> str:
@@ -152,25 +182,30 @@ def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, O
     return {"params": count_parameters(model), "flops": flops, "macs": flops // 2 if flops is not None else None}
 
 
-def check_model_outputs(model: nn.Module, task, info: DatasetInfo, who: str, device) -> None:
-    """A dry forward pass on three inputs of the data's shape, with clear errors. (Three: a
-    program exported with a fixed batch size, typically 1 or 2, fails here rather than mid-run.)"""
+def dry_forward(model: nn.Module, input_shape: tuple[int, ...], who: str, device, fix: str) -> torch.Tensor:
+    """The model's outputs (eval mode, no gradient) for a batch of three zero inputs, with clear
+    errors; `fix` says what to change when the shape is refused. (Three: a program exported with a
+    fixed batch size, typically 1 or 2, fails here rather than mid-run.)"""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros(3, *info.input_shape, device=device))
+            return model(torch.zeros(3, *input_shape, device=device))
     except Exception as exc:
         from .model_files import FrozenGraph
 
         if isinstance(model, FrozenGraph):
             raise DfadError(f"{who} (an exported program) cannot take a batch of 3 inputs of shape "
-                            f"{info.input_shape}: export it with that input shape and a dynamic batch, "
+                            f"{tuple(input_shape)}: export it with that input shape and a dynamic batch, "
                             f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}} ({exc})") from exc
-        raise DfadError(f"{who} cannot take inputs of shape {info.input_shape} from dataset "
-                        f"'{info.name}': {exc}") from exc
+        raise DfadError(f"{who} cannot take inputs of shape {tuple(input_shape)} ({exc}); {fix}") from exc
     finally:
         model.train(was_training)
+
+
+def check_model_outputs(model: nn.Module, task, info: DatasetInfo, who: str, device) -> None:
+    """A dry forward pass on inputs of the data's shape: outputs of the task's form and class count."""
+    out = dry_forward(model, info.input_shape, who, device, f"it does not fit dataset '{info.name}'")
     task.check_outputs(out, info.num_classes, who)
 
 
@@ -266,30 +301,21 @@ def load_teacher(cfg: Config, info: Optional[DatasetInfo], device, trust_checkpo
                            trust=trust_checkpoint).to(device)
 
 
-def data_free_info(cfg: Config, teacher: nn.Module, task, device) -> DatasetInfo:
+def data_free_info(cfg: Config, teacher: nn.Module, task, device, who: str) -> DatasetInfo:
     """The input and output facts of a run with no dataset (data.name=none): the input shape and
-    statistics from the config, the class count from the config or a dry run of the teacher."""
+    statistics from the config, the class count from the config or else from the teacher's
+    outputs. The teacher's dry run also checks its outputs, as check_model_outputs does."""
     data = cfg.data
     channels, size = data.channels, data.image_size
     mean, std = (tuple(data.mean), tuple(data.std)) if data.mean is not None else default_input_stats(channels)
     if len(mean) != channels or len(std) != channels:
         raise DfadError(f"--input-mean/--input-std give {len(mean)}/{len(std)} values for {channels}-channel "
                         f"inputs; give one per channel")
+    out = dry_forward(teacher, (channels, size, size), who, device, "pass the --input-shape C,H,W it was trained on")
     num_classes = data.num_classes
     if num_classes is None:
-        was_training = teacher.training
-        teacher.eval()
-        try:
-            with torch.no_grad():
-                out = teacher(torch.zeros(2, channels, size, size, device=device))
-        except Exception as exc:
-            raise DfadError(f"the teacher cannot take inputs of shape ({channels}, {size}, {size}) ({exc}); "
-                            f"pass the --input-shape C,H,W it was trained on") from exc
-        finally:
-            teacher.train(was_training)
-        if out.dim() != task.output_dims:
-            raise DfadError(f"the teacher returned outputs of shape {tuple(out.shape)}; {task.output_description}")
-        num_classes = int(out.shape[1])
+        num_classes = int(out.shape[1]) if out.dim() >= 2 else 0  # a wrong form is reported just below
+    task.check_outputs(out, num_classes, who)
     return DatasetInfo("none", num_classes, channels, size, mean, std)
 
 
@@ -397,9 +423,11 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
     test_set = load_split(cfg, train=False) if cfg.data.name != "none" else None
     info = test_set.info if test_set is not None else None
     teacher = load_teacher(cfg, info, device, trust_checkpoint) if teacher is None else teacher.to(device)
+    who = f"teacher from {cfg.teacher.checkpoint or 'the API'}"
     if info is None:
-        info = data_free_info(cfg, teacher, task, device)
-    check_model_outputs(teacher, task, info, f"teacher from {cfg.teacher.checkpoint or 'the API'}", device)
+        info = data_free_info(cfg, teacher, task, device, who)
+    else:
+        check_model_outputs(teacher, task, info, who, device)
     run, resuming = open_run(out, cfg, kind="distill", force=force, resume=resume, distributed=distributed)
     run.write_config(cfg)
     dc = cfg.distill

@@ -183,3 +183,40 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(digits_teacher, tm
     assert not list(folder.glob("*.tmp"))
     assert load_checkpoint(folder / "last.pt")["iteration"] == 10  # the previous file, intact
     assert load_checkpoint(folder / "state-00000010.pt", kind="state")["state"]["iteration"] == 10
+
+
+def test_run_identity_ignores_what_a_run_does_not_depend_on(tmp_path, digits_teacher):
+    """Finished runs are reused (by `dfad reproduce`) or resumed only when their config matches in
+    what they depend on: not the keys their method never reads, not the other kind's keys, and a
+    teacher copied to another path is the same teacher; a different teacher file is not."""
+    import shutil
+
+    from dfad.runs import config_differences
+
+    short = ["distill.iterations=2", "distill.val_every=2"]
+    run = tmp_path / "random"
+    distill(tiny_config(digits_teacher, ["distill.method=random", *short]), run, progress=False)
+    unused_by_random = ["distill.generator_schedule={name: cosine}", "distill.generator_optimizer.lr=0.5",
+                        "teacher.iterations=7"]
+    assert config_differences(run, tiny_config(digits_teacher, ["distill.method=random", *short,
+                                                                *unused_by_random]), "distill") == []
+    as_dfad = config_differences(run, tiny_config(digits_teacher, [*short, *unused_by_random]), "distill")
+    assert [d.split()[0] for d in as_dfad] == ["distill.generator_optimizer.lr", "distill.generator_schedule.name",
+                                               "distill.method"]
+
+    copied = tmp_path / "copied.pt"
+    shutil.copy(digits_teacher, copied)
+    cfg = tiny_config(copied, ["distill.method=random", *short])
+    assert config_differences(run, cfg, "distill") == []
+    other = tmp_path / "other.pt"
+    data = bytearray(copied.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other contents
+    other.write_bytes(bytes(data))
+    cfg.teacher.checkpoint = str(other)
+    assert [d.split()[0] for d in config_differences(run, cfg, "distill")] == ["teacher.checkpoint"]
+
+    teacher_run = digits_teacher.parent
+    same_teacher = load_config("digits", ["teacher.iterations=150", "teacher.val_every=150", "distill.nz=7"])
+    assert config_differences(teacher_run, same_teacher, "teacher") == []
+    assert config_differences(teacher_run, load_config("digits", ["teacher.iterations=151", "teacher.val_every=150"]),
+                              "teacher") != []

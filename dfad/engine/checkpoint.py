@@ -100,6 +100,37 @@ def load_newest_state(folder: Path) -> tuple[Path, dict] | None:
     return None
 
 
+class PickledCodeError(DfadError):
+    """The file holds pickled code (a whole module, a custom class), which weights_only=True refuses."""
+
+    def __init__(self, message: str, global_name: str):
+        super().__init__(message)
+        self.global_name = global_name
+
+
+def load_weights_only(path: Path, what: str = "checkpoint") -> Any:
+    """torch.load(path, weights_only=True) on the CPU, failures as one-line errors naming `what`
+    (e.g. "checkpoint", "--teacher"): PickledCodeError for files that need code to load,
+    DfadError for damaged or foreign files."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        needs_code = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if needs_code:
+            raise PickledCodeError(f"{what} {path} needs arbitrary code to load ({needs_code.group(1)}) and was "
+                                   f"refused (weights_only=True); re-save it as a state dict: "
+                                   f"torch.save(model.state_dict(), PATH)", needs_code.group(1)) from exc
+        raise DfadError(f"{what} {path} is corrupt or not a PyTorch file (unreadable pickle); "
+                        f"re-create it or point to another file") from exc
+    except Exception as exc:  # truncated or not a torch file at all
+        raise DfadError(f"{what} {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
+                        f"re-create it or point to another file") from exc
+
+
+def is_dfad_checkpoint(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
 def load_checkpoint(path: str | Path, kind: str = "models") -> dict:
     """A dfad checkpoint, loaded with weights_only=True. `kind` is the key it must hold:
     "models" (teacher.pt, best.pt, last.pt) or "state" (resumable state-*.pt)."""
@@ -107,20 +138,12 @@ def load_checkpoint(path: str | Path, kind: str = "models") -> dict:
     if not path.is_file():
         raise DfadError(f"checkpoint {path} does not exist; check the path (train a teacher with "
                         f"`dfad train-teacher` to create one)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        needs_code = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if needs_code:
-            raise DfadError(f"checkpoint {path} needs arbitrary code to load ({needs_code.group(1)}) and was "
-                            f"refused (weights_only=True); re-save it as a state dict: "
-                            f"torch.save(model.state_dict(), PATH)") from exc
-        raise DfadError(f"checkpoint {path} is corrupt or not a PyTorch file (unreadable pickle); "
-                        f"re-create it or point to another file") from exc
-    except Exception as exc:  # truncated or not a torch file at all
-        raise DfadError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
-                        f"re-create it or point to another file") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or kind not in payload:
+    return checked_checkpoint(load_weights_only(path), path, kind)
+
+
+def checked_checkpoint(payload: Any, path: str | Path, kind: str = "models") -> dict:
+    """`payload` (already loaded from `path`) if it is a dfad checkpoint holding `kind`."""
+    if not is_dfad_checkpoint(payload) or kind not in payload:
         raise DfadError(f"{path} is not a dfad checkpoint (no '{FORMAT}' {kind} dict); give a file written "
                         f"by `dfad train-teacher` or `dfad distill`")
     return payload

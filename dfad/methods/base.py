@@ -33,6 +33,9 @@ class Method:
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     # Set by setup_precision; methods without optimisers of their own (e.g. test doubles) have none.
     scalers: Mapping[str, torch.amp.GradScaler] = MappingProxyType({})
+    # Config keys (or key prefixes) this method never reads, e.g. the generator's optimiser for a
+    # method that does not train one: a finished run differing only there is still the same run.
+    unused_config_keys: tuple[str, ...] = ()
 
     def setup_precision(self, precision: str, device: torch.device) -> None:
         """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16)."""

@@ -105,6 +105,8 @@ class RandomGenerator(DFAD):
     Only the student learns; the generator keeps its initial weights (its BatchNorm layers still
     normalise each batch, as in DFAD's imitation step)."""
 
+    unused_config_keys = ("distill.generator_optimizer", "distill.generator_schedule")
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.optimizers = {"student": self.optimizers["student"]}

@@ -21,6 +21,7 @@ class KD(Method):
     # The runner loads `method_args.data` (default: the task's own training split) for methods
     # that declare they learn from real images.
     needs_real_images = True
+    unused_config_keys = ("distill.generator_optimizer", "distill.generator_schedule")
 
     def __init__(self, *, teacher: nn.Module, student: nn.Module, task, student_optimizer, student_scheduler,
                  images: ShuffledBatches, imitation_steps: int = 5, device="cpu", precision: str = "fp32",
