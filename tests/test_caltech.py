@@ -54,4 +54,4 @@ def test_caltech_config_runs_its_real_code_path(caltech_root, tmp_path):
     tiny = ["data.image_size=32", "data.eval_batch_size=4", "teacher.iterations=2", "teacher.batch_size=4",
             "teacher.val_every=2", "distill.iterations=2", "distill.batch_size=4", "distill.val_every=2",
             "distill.sample_grid_size=4", "distill.generator.args.ngf=4", "distill.nz=8"]
-    smoke_run_config("caltech101", tiny, caltech_root, tmp_path)
+    smoke_run_config("caltech101", tiny, caltech_root, tmp_path, methods=("dfad", "dafl"))

@@ -107,5 +107,5 @@ def test_cifar100_config_runs_its_real_code_path(tmp_path):
     folder.mkdir()
     _write_pickle(folder / "train", list(range(0, 100, 10)), b"fine_labels", 1)
     _write_pickle(folder / "test", list(range(5, 100, 10)), b"fine_labels", 2)
-    summaries = smoke_run_config("cifar100", TINY_CIFAR, tmp_path, tmp_path / "runs")
+    summaries = smoke_run_config("cifar100", TINY_CIFAR, tmp_path, tmp_path / "runs", methods=("dfad", "dafl"))
     assert summaries["dfad"]["teacher_model"].startswith("cifar_resnet34")
