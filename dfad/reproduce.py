@@ -146,7 +146,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
             if row.kind == "teacher":
                 teacher_run(seed)
                 summary = json.loads((run / "summary.json").read_text())
-                value = summary[f"teacher_{summary.get('metric', 'accuracy')}"]
+                value, best = summary[f"teacher_{summary.get('metric', 'accuracy')}"], None
                 _, overrides = _row_config(table, row, seed, None, data_root, None)
                 teacher = None
             else:
@@ -159,8 +159,11 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
                           f"{' (redoing: config changed)' if redo else ' (resuming)' if holds_run(run) else ''}")
                     summary = runs.distill(cfg, run, force=redo, progress=progress)
                 value = summary[f"student_{summary.get('metric', 'accuracy')}"]
+                best = summary.get(f"best_student_{summary.get('metric', 'accuracy')}")
             values.append(value)
-            row_runs.append({"seed": seed, "run": str(run), "value": value, "iterations": summary.get("iterations"),
+            row_runs.append({"seed": seed, "run": str(run), "value": value,
+                             "best": best, "best_iteration": summary.get("best_iteration") if best is not None else None,
+                             "iterations": summary.get("iterations"),
                              "wall_seconds": summary.get("wall_seconds"),
                              "this_call_seconds": round(time.perf_counter() - started, 1),
                              "command": _single_run_command(table, row, overrides, run, teacher)})
@@ -189,12 +192,15 @@ def render_markdown(result: dict[str, Any]) -> str:
               "| row | ours | seeds | paper | note | rerun |", "| --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
         paper = "—" if r["paper"] is None else f"{r['paper']:.3f}"
-        lines.append(f"| {r['row']} | {r['mean']:.4f} ± {r['std']:.4f} | {r['seeds']} | {paper} | {r['note']} | "
+        ours = f"{r['mean']:.4f} ± {r['std']:.4f}" if r["seeds"] > 1 else f"{r['mean']:.4f}"
+        lines.append(f"| {r['row']} | {ours} | {r['seeds']} | {paper} | {r['note']} | "
                      f"`{r['rerun']}` |")
     lines += ["", "Single runs (values, wall time, command):", ""]
     for r in result["rows"]:
         for run in r["runs"]:
-            lines.append(f"- {r['row']} seed {run['seed']}: {run['value']:.4f}, {run['iterations']} it, "
+            best = (f" (best {run['best']:.4f} at it {run['best_iteration']})"
+                    if run.get("best") is not None and run["best"] != run["value"] else "")
+            lines.append(f"- {r['row']} seed {run['seed']}: {run['value']:.4f}{best}, {run['iterations']} it, "
                          f"{run['wall_seconds']} s — `{run['command']}`")
     return "\n".join(lines) + "\n"
 
