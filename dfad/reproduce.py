@@ -164,7 +164,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
             row_runs.append({"seed": seed, "run": str(run), "value": value,
                              "best": best, "best_iteration": summary.get("best_iteration") if best is not None else None,
                              "iterations": summary.get("iterations"),
-                             "wall_seconds": summary.get("wall_seconds"),
+                             "wall_seconds": summary.get("wall_seconds"), "machine": summary.get("machine"),
                              "this_call_seconds": round(time.perf_counter() - started, 1),
                              "command": _single_run_command(table, row, overrides, run, teacher)})
         records.append({
@@ -187,8 +187,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     if result.get("note"):
         lines += [result["note"], ""]
     lines += [f"Distillation budget: {'the config' + chr(39) + 's iterations (paper)' if budget is None else f'{budget} iterations per run (scaled for CPU)'}; "
-              f"mean ± std over seeds; git {result.get('git_commit')}; {result['machine']['cpu']}, "
-              f"{result['machine']['torch_threads']} threads, torch {result['machine']['torch']}.", "",
+              f"mean ± std over seeds; table written at git {result.get('git_commit')} with torch "
+              f"{result['machine']['torch']} (each run's machine below).", "",
               "| row | ours | seeds | paper | note | rerun |", "| --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
         paper = "—" if r["paper"] is None else f"{r['paper']:.3f}"
@@ -201,8 +201,16 @@ def render_markdown(result: dict[str, Any]) -> str:
             best = (f" (best {run['best']:.4f} at it {run['best_iteration']})"
                     if run.get("best") is not None and run["best"] != run["value"] else "")
             lines.append(f"- {r['row']} seed {run['seed']}: {run['value']:.4f}{best}, {run['iterations']} it, "
-                         f"{run['wall_seconds']} s — `{run['command']}`")
+                         f"{run['wall_seconds']} s{_machine_words(run.get('machine'))} — `{run['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def _machine_words(machine: Optional[dict]) -> str:
+    if not machine:
+        return ""
+    threads = machine.get("torch_threads")
+    where = machine.get("cuda") or f"{machine.get('cpu')}, {threads} thread{'' if threads == 1 else 's'}"
+    return f" ({where})"
 
 
 def write_results(result: dict[str, Any], folder: Path) -> None:
