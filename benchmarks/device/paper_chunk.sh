@@ -14,8 +14,16 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" DFAD_CAC
 CONFIG=${CONFIG:-cifar10} DATA_SUBDIR=${DATA_SUBDIR-cifar10-jpeg}
 DEVICE=${DEVICE:-cuda} PRECISION=${PRECISION:-bf16}
 PROBE_ITERS=${PROBE_ITERS:-300} TEACHER_SECONDS=${TEACHER_SECONDS:-180} DISTILL_MINUTES=${DISTILL_MINUTES:-4}
+# DEADLINE_SECONDS (from the script's start): DFAD's time limit shrinks so that the whole script
+# ends by then, however long the earlier stages took (leave the caller's timeout some margin).
+DEADLINE_SECONDS=${DEADLINE_SECONDS:-}
 OUT=${OUT:-/tmp/dfad-chunk-out} DATA=${DATA:-/tmp/dfad-data} RUNS=${RUNS:-/tmp/dfad-runs}
+start=$(date +%s)
 mkdir -p "$OUT" "$DATA/$DATA_SUBDIR" "$RUNS"
+# The log goes straight to $OUT (whatever pipes the caller adds may buffer and be lost on a kill),
+# and finished stages are packed as they end, so a call cut off at its time limit still returns them.
+exec > >(tee -a "$OUT/chunk.log") 2>&1
+pack() { (cd "$RUNS" && tar -czf "$OUT/${CONFIG}_chunk.tar.gz" --exclude='*.pt' --exclude='checkpoints' "$@"); }
 [ -f "$DATA/.unpacked-$CONFIG" ] || { tar -xzf "${DATA_TAR:?set DATA_TAR}" -C "$DATA/$DATA_SUBDIR" && touch "$DATA/.unpacked-$CONFIG"; }
 python3 - <<'PY' | tee "$OUT/machine.txt"
 import platform, torch
@@ -23,7 +31,6 @@ print("torch", torch.__version__, "| cuda", torch.cuda.get_device_name(0) if tor
       "| cpu", platform.processor() or platform.machine())
 PY
 common=(--data-root "$DATA" --quiet device=$DEVICE precision=$PRECISION "$@")
-start=$(date +%s)
 # Fail fast: the real code path at full size for a few iterations.
 python3 -m dfad train-teacher --config "$CONFIG" --out "$RUNS/smoke-teacher" --force "${common[@]}" \
   teacher.iterations=3 teacher.val_every=3
@@ -47,7 +54,14 @@ PY
 echo "teacher: $iters iterations (cosine schedule) to fit ${TEACHER_SECONDS}s"
 python3 -m dfad train-teacher --config "$CONFIG" --out "$RUNS/teacher" --force "${common[@]}" \
   teacher.iterations=$iters teacher.val_every=$(( iters / 4 > 0 ? iters / 4 : 1 )) "teacher.schedule={name: cosine}"
+pack teacher
+minutes=$DISTILL_MINUTES
+if [ -n "$DEADLINE_SECONDS" ]; then
+  # 60 s for start-up, the final validation and packing.
+  minutes=$(python3 -c "print(round(max(0.5, min($DISTILL_MINUTES * 60, $DEADLINE_SECONDS - ($(date +%s) - $start) - 60) / 60), 2))")
+fi
+echo "dfad: time limit $minutes min"
 python3 -m dfad distill --config "$CONFIG" --teacher "$RUNS/teacher/teacher.pt" --out "$RUNS/dfad" --force "${common[@]}" \
-  distill.compile=false distill.time_limit_minutes=$DISTILL_MINUTES
+  distill.compile=false distill.time_limit_minutes=$minutes
 echo "total seconds: $(( $(date +%s) - start ))"
-cd "$RUNS" && tar -czf "$OUT/${CONFIG}_chunk.tar.gz" --exclude='*.pt' --exclude='checkpoints' teacher dfad
+pack teacher dfad
