@@ -76,24 +76,29 @@ def _row_config(table: Table, row: Row, seed: int, budget: Optional[int], data_r
     return cfg, overrides
 
 
-def _finished(run: Path, cfg, kind: str, iterations: int, force: bool) -> Optional[dict]:
-    """The summary of a finished run in `run` made with this config; None when it must (still) run.
+def _reuse_or_redo(run: Path, cfg, kind: str, iterations: int, force: bool) -> tuple[Optional[dict], bool]:
+    """(the summary of a finished run in `run` made with this config, or None when it must (still)
+    run; whether to start it over). The config is compared once, here.
 
     A finished run made with another config (the table or its config changed since) is refused
-    unless `force`, which redoes it: reusing it would put a stale figure in the table."""
-    summary = run / "summary.json"
-    if not summary.is_file():
-        return None
+    unless `force`, which redoes it: reusing it would put a stale figure in the table. An
+    unfinished one is redone under `force`, else left to the runner (which refuses it)."""
+    if not holds_run(run):
+        return None, False
     differing = runs.config_differences(run, cfg, kind)
+    summary = run / "summary.json"
     if differing:
         if force:
-            return None
-        raise DfadError(f"{run} holds a finished run made with another config "
-                        f"({runs.describe_differences(differing)}); pass --force to redo it, or another --out")
-    data = json.loads(summary.read_text())
-    if data.get("iterations") == iterations or data.get("stopped_at_target") or data.get("stopped_by_time_limit"):
-        return data
-    return None
+            return None, True
+        if summary.is_file():
+            raise DfadError(f"{run} holds a finished run made with another config "
+                            f"({runs.describe_differences(differing)}); pass --force to redo it, or another --out")
+        return None, False
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        if data.get("iterations") == iterations or data.get("stopped_at_target") or data.get("stopped_by_time_limit"):
+            return data, False
+    return None, False
 
 
 def _row_command(table: Table, row: Row, seeds: int, budget: Optional[int]) -> str:
@@ -130,9 +135,9 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
     def teacher_run(seed: int) -> Path:
         run = root / teacher_row.name / f"seed{seed}"
         cfg, _ = _row_config(table, teacher_row, seed, None, data_root, None)
-        if not _finished(run, cfg, "teacher", cfg.teacher.iterations, force):
+        finished, redo = _reuse_or_redo(run, cfg, "teacher", cfg.teacher.iterations, force)
+        if finished is None:
             print(f"[{table.name}] training teacher seed {seed} -> {run}")
-            redo = force and holds_run(run) and bool(runs.config_differences(run, cfg, "teacher"))
             runs.train_teacher(cfg, run, force=redo, progress=progress)
         return run / "teacher.pt"
 
@@ -152,9 +157,8 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
             else:
                 teacher = teacher_run(0)  # every distillation row learns from the same teacher
                 cfg, overrides = _row_config(table, row, seed, budget, data_root, teacher)
-                summary = _finished(run, cfg, "distill", cfg.distill.iterations, force)
+                summary, redo = _reuse_or_redo(run, cfg, "distill", cfg.distill.iterations, force)
                 if summary is None:
-                    redo = force and holds_run(run) and bool(runs.config_differences(run, cfg, "distill"))
                     print(f"[{table.name}] {row.name} seed {seed} -> {run}"
                           f"{' (redoing: config changed)' if redo else ' (resuming)' if holds_run(run) else ''}")
                     summary = runs.distill(cfg, run, force=redo, progress=progress)
