@@ -91,14 +91,28 @@ _NOT_IDENTITY_OF = {"teacher": lambda key: key.startswith("distill."),
                                                                                      "teacher.checkpoint")}
 
 
+# The schedule fields each schedule kind reads (e.g. a cosine schedule ignores milestones).
+_SCHEDULE_FIELDS = {"none": (), "cosine": (), "step": ("step_size", "gamma"), "multistep": ("milestones", "gamma")}
+
+
+def _drop_unread_schedule_keys(flat: dict[str, Any]) -> dict[str, Any]:
+    unread = set()
+    for key, kind in flat.items():
+        if key.endswith("schedule.name") and kind in _SCHEDULE_FIELDS:
+            prefix = key[:-len("name")]
+            unread |= {k for k in flat if k.startswith(prefix) and k != key
+                       and k[len(prefix):] not in _SCHEDULE_FIELDS[kind]}
+    return {k: v for k, v in flat.items() if k not in unread}
+
+
 def config_differences(folder: str | Path, cfg: Config, kind: str) -> list[str]:
     """'key X here vs Y there' for each identity key on which `cfg` and the run in `folder` differ.
 
     Not identity: where data and teacher are read from and session limits (_NOT_IDENTITY), the
     other kind's keys (_NOT_IDENTITY_OF), keys the distillation method never reads, and the
     teacher's path when both paths hold the same file (a copied or moved teacher)."""
-    saved = _flatten(config_to_dict(load_config(str(Path(folder) / "config.yaml"))))
-    wanted = _flatten(config_to_dict(cfg))
+    saved = _drop_unread_schedule_keys(_flatten(config_to_dict(load_config(str(Path(folder) / "config.yaml")))))
+    wanted = _drop_unread_schedule_keys(_flatten(config_to_dict(cfg)))
     ignored = _NOT_IDENTITY_OF[kind]
     unused: tuple[str, ...] = ()
     if kind == "distill" and cfg.distill.method in METHODS:

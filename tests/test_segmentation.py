@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from dfad.data import DATASETS
 from dfad.errors import DfadError
@@ -42,8 +43,38 @@ def test_deeplab_models_give_per_pixel_logits_at_input_size(arch):
         assert model(torch.randn(1, 3, 48, 64)).shape == (1, 5, 48, 64)
 
 
-def test_generator_b_makes_normalised_images_of_the_asked_size():
-    g = build_model("generator_b", nz=16, ngf=4, channels=3, image_size=64)
+def test_generator_b_is_the_authors_dcgan_generator():
+    """The authors' GeneratorB (network/gan.py): linear -> BN -> 4 x [4x4 stride-2 transposed conv
+    without bias -> BN -> LeakyReLU(0.2)] -> 3x3 conv -> Tanh, no final BatchNorm, DCGAN init."""
+    g = build_model("generator_b", nz=256, ngf=64, channels=3, image_size=128)
+    # Linear 256 -> 512*8*8 (+bias) 8,421,376; BN(512) 1,024; transposed convs 512->256->128->64->64
+    # (4x4, no bias) 2,818,048; their BNs 1,024; 3x3 conv 64 -> 3 (+bias) 1,731.
+    assert sum(p.numel() for p in g.parameters()) == 11_243_203
+    kinds = [type(m) for m in g.modules() if not isinstance(m, (nn.Sequential, type(g)))]
+    block = [nn.ConvTranspose2d, nn.BatchNorm2d, nn.LeakyReLU]
+    assert kinds == [nn.Linear, nn.BatchNorm2d, *block * 4, nn.Conv2d, nn.Tanh]
+    for m in g.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            assert (m.kernel_size, m.stride, m.padding, m.bias) == ((4, 4), (2, 2), (1, 1), None)
+        if isinstance(m, nn.LeakyReLU):
+            assert m.negative_slope == 0.2
+    widths = [m.out_channels for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert widths == [256, 128, 64, 64]
+    # DCGAN initialisation: weights N(0, 0.02), biases 0; BatchNorm weights N(1, 0.02), biases 0.
+    assert g.project.weight.std().item() == pytest.approx(0.02, rel=0.02)
+    assert g.project.weight.mean().abs().item() < 1e-3 and not g.project.bias.any()
+    assert g.stages[0].weight.std().item() == pytest.approx(0.02, rel=0.02)
+    bn = g.project_norm
+    assert bn.weight.mean().item() == pytest.approx(1.0, abs=0.005) and 0.01 < bn.weight.std().item() < 0.03
+    assert not bn.bias.any()
+    x = g(torch.randn(8, 256))
+    assert x.shape == (8, 3, 128, 128)
+    assert x.abs().max() <= 1.0  # Tanh: the [-1, 1] range of images normalised with mean 0.5 / std 0.5
+    assert x.mean((0, 2, 3)).abs().max() > 1e-3  # not standardised by a final BatchNorm
+
+
+def test_generator_b_nearest_keeps_dfads_earlier_generator():
+    g = build_model("generator_b_nearest", nz=16, ngf=4, channels=3, image_size=64)
     x = g(torch.randn(8, 16))
     assert x.shape == (8, 3, 64, 64)
     assert x.mean((0, 2, 3)).abs().max() < 1e-4  # the final affine-free BatchNorm standardises

@@ -225,18 +225,69 @@ def generator_a(nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int
 
 
 class GeneratorB(nn.Module):
-    """A DCGAN-style generator for larger images (the paper's Caltech101 / segmentation generator).
+    """The authors' DCGAN-style generator for larger images (the paper's Caltech-101 / CamVid /
+    NYUv2 generator), as in their network/gan.py.
 
-    z -> linear projection to (8·ngf, s/16, s/16) -> BatchNorm, then four [nearest x2, 3x3 conv,
-    BN, LeakyReLU] stages halving the width (8·ngf -> 4·ngf -> 2·ngf -> ngf -> ngf), a 3x3 conv
-    to `channels`, Tanh and an affine-free BatchNorm, as GeneratorA. The upsampling convolutions
-    use the same fast formulations as GeneratorA's.
+    z -> linear projection to (8·ngf, s/16, s/16) -> BatchNorm, then four [4x4 transposed
+    convolution, stride 2, no bias -> BatchNorm -> LeakyReLU(0.2)] stages with widths
+    8·ngf -> 4·ngf -> 2·ngf -> ngf -> ngf, a 3x3 convolution to `channels` and Tanh: samples lie in
+    [-1, 1], the range of images normalised with mean 0.5 / std 0.5 (the authors' statistics for
+    these datasets). No final BatchNorm. DCGAN initialisation: (transposed) convolution and linear
+    weights N(0, 0.02), biases 0, BatchNorm weights N(1, 0.02), BatchNorm biases 0.
     """
 
     def __init__(self, nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128):
         super().__init__()
         if image_size % 16:
             raise ValueError(f"GeneratorB needs an image size divisible by 16, got {image_size}")
+        self.nz, self.channels, self.image_size = nz, channels, image_size
+        self.init_size = image_size // 16
+        self.project = nn.Linear(nz, 8 * ngf * self.init_size**2)
+        self.project_norm = nn.BatchNorm2d(8 * ngf)
+        widths = [8 * ngf, 4 * ngf, 2 * ngf, ngf, ngf]
+        stages = []
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            stages += [nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+        self.stages = nn.Sequential(*stages)
+        self.to_image = nn.Sequential(nn.Conv2d(ngf, channels, kernel_size=3, padding=1), nn.Tanh())
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z.flatten(1)).view(z.shape[0], -1, self.init_size, self.init_size)
+        return self.to_image(self.stages(self.project_norm(x)))
+
+
+def dcgan_init(model: nn.Module) -> nn.Module:
+    """DCGAN's initialisation (Radford et al. 2016), as the authors apply it to GeneratorB."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+@MODELS.register("generator_b")
+def generator_b(nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128) -> GeneratorB:
+    return GeneratorB(nz, ngf, channels, image_size)
+
+
+class GeneratorBNearest(nn.Module):
+    """dfad's earlier GeneratorB (not the authors'): GeneratorB's widths with each transposed
+    convolution replaced by nearest x2 upsampling + a 3x3 convolution (with the fast formulations
+    of GeneratorA's layers), PyTorch's default initialisation, and GeneratorA's final affine-free
+    BatchNorm, which standardises each channel of the batch instead of bounding it to [-1, 1].
+    Kept to reproduce runs made with it (results/camvid_paper_gpu_chunk).
+    """
+
+    def __init__(self, nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128):
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"GeneratorBNearest needs an image size divisible by 16, got {image_size}")
         self.nz, self.channels, self.image_size = nz, channels, image_size
         self.init_size = image_size // 16
         self.project = nn.Linear(nz, 8 * ngf * self.init_size**2)
@@ -254,6 +305,6 @@ class GeneratorB(nn.Module):
         return self.to_image(self.stages(self.project_norm(x)))
 
 
-@MODELS.register("generator_b")
-def generator_b(nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128) -> GeneratorB:
-    return GeneratorB(nz, ngf, channels, image_size)
+@MODELS.register("generator_b_nearest")
+def generator_b_nearest(nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128) -> GeneratorBNearest:
+    return GeneratorBNearest(nz, ngf, channels, image_size)
