@@ -92,6 +92,10 @@ class DistillConfig:
     iterations: int = 1000
     batch_size: int = 256
     imitation_steps: int = 5  # student updates per generator update (k in the paper)
+    # The student's BatchNorm mode in the generation step. "train" (the authors' code): batch
+    # statistics, and the running statistics also move on the generator's batch. "eval": the
+    # student normalises with its running statistics, which the generator's batch leaves alone.
+    generation_student_bn: str = "train"
     student_optimizer: OptimizerConfig = field(
         default_factory=lambda: OptimizerConfig("sgd", lr=0.1, momentum=0.9, weight_decay=5e-4))
     generator_optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("adam", lr=1e-3))
@@ -107,6 +111,10 @@ class DistillConfig:
     # torch.compile the generator (per-tap upsample+conv fused by Inductor): ~1.5x faster generator
     # steps on CPU after a one-off compilation of tens of seconds, so worth it for long runs only.
     compile: bool = False
+    # Under torchrun: BatchNorm layers of the student and generator normalise over the global batch
+    # (nn.SyncBatchNorm; CUDA only). Off: each rank normalises its local batch (the running
+    # statistics are still averaged over ranks after every iteration, so they stay identical).
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -172,6 +180,9 @@ class Config:
         if self.teacher.augment not in ("none", "crop_flip", "seg_crop_flip"):
             raise DfadError(f"config: teacher.augment must be none, crop_flip or seg_crop_flip, "
                             f"got '{self.teacher.augment}'")
+        if self.distill.generation_student_bn not in ("train", "eval"):
+            raise DfadError(f"config: distill.generation_student_bn must be 'train' or 'eval', "
+                            f"got '{self.distill.generation_student_bn}'")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise DfadError(f"config: precision must be fp32, bf16 or fp16, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:

@@ -377,6 +377,11 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     if dc.batch_size % distributed.world_size:
         raise DfadError(f"distill.batch_size {dc.batch_size} does not split evenly over {distributed.world_size} "
                         f"processes; choose a multiple of {distributed.world_size}")
+    sync_batchnorm = dc.sync_batchnorm and distributed.enabled  # alone, there is nothing to synchronise
+    if sync_batchnorm and torch.device(device).type != "cuda":  # PyTorch's SyncBatchNorm rejects CPU tensors
+        raise DfadError("distill.sync_batchnorm needs CUDA devices; SyncBatchNorm does not run on CPU (gloo): run "
+                        "with device=cuda, or set distill.sync_batchnorm=false (each process then normalises its own "
+                        "batch; the running statistics are still averaged over processes)")
     if student is None:
         student = build_model(dc.student.arch, num_classes=info.num_classes, in_channels=info.channels,
                               **dc.student.args)
@@ -384,6 +389,8 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     check_model_outputs(student, task, info, f"student '{describe_model(student)}'", device)
     generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,
                             **dc.generator.args).to(device)
+    if sync_batchnorm:  # after the dry forward pass, before the optimisers take the parameters
+        student, generator = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (student, generator))
     if dc.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
     for model in (student, generator):
@@ -391,6 +398,8 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
     g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
     extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
+    if dc.generation_student_bn != "train":  # methods without a generation step do not take it
+        extra["generation_student_bn"] = dc.generation_student_bn
     extra.update(dc.method_args)
     if getattr(METHODS.get(dc.method), "needs_real_images", False):
         # Segmentation teachers see random crops of whole frames, as in their training.

@@ -31,16 +31,76 @@ def test_ranks_stay_identical_and_each_step_reduces_only_its_own_model(digits_te
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0["world_size"] == 2 and rank0["batch"] == 16  # the global batch of 32, split
     for role in ("student", "generator"):
+        # Everything, BatchNorm running statistics and batch counts included (each rank normalised
+        # its own batch; the statistics are averaged after every iteration).
         for name, tensor in rank0[role].items():
-            if "running_" in name or "num_batches" in name:
-                continue  # BatchNorm statistics are per rank, as in DDP; rank 0's are saved
             assert torch.equal(tensor, rank1[role][name]), f"{role}.{name} differs between ranks"
-    student_numel = sum(t.numel() for n, t in rank0["student"].items() if "running_" not in n and "num_batches" not in n)
-    generator_numel = sum(t.numel() for n, t in rank0["generator"].items()
-                          if "running_" not in n and "num_batches" not in n)
+        running = {n: t for n, t in rank0[role].items() if n.endswith("running_mean")}
+        assert running and all(t.abs().sum() > 0 for t in running.values()), f"{role}: no BatchNorm statistics"
+        # 6 training-mode forward passes per iteration on every rank (5 imitation steps, 1 generation step)
+        assert all(t.item() == iterations * 6 for n, t in rank0[role].items() if n.endswith("num_batches_tracked"))
+
+    def numel(role: str, buffers: bool) -> int:
+        return sum(t.numel() for n, t in rank0[role].items()
+                   if ("running_" in n) == buffers and "num_batches" not in n)
+
     # Per iteration: 5 imitation steps all-reduce the student's gradients, one generation step the
-    # generator's; nothing else (no student all-reduce in the generation step).
-    assert rank0["all_reduce_sizes"] == ([student_numel] * 5 + [generator_numel]) * iterations
+    # generator's (no student all-reduce there); then the loop agrees on NaN/Inf losses (a 2x2 table),
+    # averages each model's BatchNorm statistics once and agrees on stopping (2 flags).
+    per_iteration = ([numel("student", False)] * 5 + [numel("generator", False)]
+                     + [4, numel("student", True), numel("generator", True), 2])
+    assert rank0["all_reduce_sizes"] == rank1["all_reduce_sizes"] == per_iteration * iterations
+
+
+def test_nan_loss_on_one_rank_stops_every_rank_with_the_same_message(digits_teacher, tmp_path):
+    """Rank 1 alone sees a NaN at iteration 3: both ranks stop there, print the same one-line
+    error (naming the loss, iteration, rank and rank 0's last checkpoint) and exit with 2."""
+    out = tmp_path / "run"
+    result = torchrun("--tee", "3", str(PROJECT_ROOT / "tests" / "helpers" / "nan_on_rank.py"), "1", "3",
+                      "distill", "--config", "digits", "--teacher", str(digits_teacher), "--quiet", "--out", str(out),
+                      "threads=1", "distill.iterations=20", "distill.val_every=2", "distill.batch_size=32",
+                      "distill.generator.args.ngf=8", "distill.sample_grid_size=4", timeout=300)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    errors = {rank: [line.split(":", 1)[1] for line in output.splitlines()
+                     if line.startswith(f"[default{rank}]:dfad: error:")] for rank in (0, 1)}
+    expected = (f"dfad: error: student_loss became nan at iteration 3 on rank 1: the run diverged; lower the "
+                f"learning rates and retry (the last good checkpoint is {out / 'checkpoints' / 'last.pt'})")
+    assert errors == {0: [expected], 1: [expected]}, output[-3000:]
+    for rank in (0, 1):
+        assert f"[default{rank}]:rank {rank} exited with 2" in output, output[-3000:]
+
+
+def test_sync_batchnorm_is_refused_on_cpu_with_several_processes():
+    """PyTorch's SyncBatchNorm only runs on CUDA (on CPU its forward raises a ValueError): say so
+    before building anything (no process group is needed to get there)."""
+    from dfad.config import load_config
+    from dfad.data import DATASETS
+    from dfad.engine.distributed import Distributed
+    from dfad.errors import DfadError
+    from dfad.runs import build_distillation
+    from dfad.tasks import TASKS
+
+    cfg = load_config("digits", ["distill.sync_batchnorm=true"])
+    info = DATASETS.build("digits", root=None, train=False).info
+    with pytest.raises(DfadError, match=r"^distill.sync_batchnorm needs CUDA devices; .*device=cuda, or set "
+                                        r"distill.sync_batchnorm=false"):
+        build_distillation(cfg, torch.nn.Identity(), info, TASKS.build(cfg.task), "cpu", Distributed(0, 2, 0))
+
+
+def test_sync_batchnorm_alone_changes_nothing(digits_teacher):
+    """One process: nothing to synchronise, the plain BatchNorm layers stay (and CPU is fine)."""
+    from dfad.config import load_config
+    from dfad.data import DATASETS
+    from dfad.runs import build_distillation, load_teacher
+    from dfad.tasks import TASKS
+
+    cfg = load_config("digits", ["distill.sync_batchnorm=true", "distill.generator.args.ngf=8"])
+    cfg.teacher.checkpoint = str(digits_teacher)
+    info = DATASETS.build("digits", root=None, train=False).info
+    method = build_distillation(cfg, load_teacher(cfg, info, "cpu"), info, TASKS.build(cfg.task), "cpu")
+    layers = [type(m) for m in method.generator.modules()]
+    assert torch.nn.BatchNorm2d in layers and torch.nn.SyncBatchNorm not in layers
 
 
 def test_two_process_run_matches_a_single_process_run(digits_teacher, tmp_path):

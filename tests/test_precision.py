@@ -87,3 +87,45 @@ def test_upconv_under_bf16_autocast_takes_low_precision_inputs(formulation):
     assert ConvolutionDtypes.seen and all(len(set(d)) == 1 for d in ConvolutionDtypes.seen), ConvolutionDtypes.seen
     assert grad_w.dtype == torch.float32 and grad_x.dtype == torch.bfloat16
     assert torch.allclose(grad_w, ref_grad, rtol=0.05, atol=0.02 * ref_grad.abs().max().item())
+
+
+def _tiny_dfad_with_enabled_scalers():
+    """A DFAD method whose gradient scalers are switched on (as under fp16), on CPU: a scaler skips
+    a step whenever it finds inf/NaN gradients, whatever the dtype."""
+    from dfad.config import OptimizerConfig, ScheduleConfig
+    from dfad.engine.optim import build_optimizer, build_scheduler
+    from dfad.methods import DFAD
+    from dfad.models import build_model
+    from dfad.tasks import Classification
+
+    torch.manual_seed(0)
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
+    student = build_model("convnet", num_classes=10, in_channels=1, width=2)
+    generator = build_model("generator_a", nz=8, ngf=4, channels=1, image_size=8)
+    s_opt = build_optimizer(student.parameters(), OptimizerConfig("sgd", lr=0.1))
+    g_opt = build_optimizer(generator.parameters(), OptimizerConfig("adam", lr=1e-3))
+    halve_every_iteration = ScheduleConfig("step", step_size=1, gamma=0.5)
+    method = DFAD(teacher=teacher, student=student, generator=generator, task=Classification(),
+                  student_optimizer=s_opt, generator_optimizer=g_opt,
+                  student_scheduler=build_scheduler(s_opt, halve_every_iteration, 10),
+                  generator_scheduler=build_scheduler(g_opt, halve_every_iteration, 10),
+                  batch_size=8, nz=8, imitation_steps=2, grid_size=4)
+    method.scalers = {name: torch.amp.GradScaler("cpu", init_scale=2.0**8) for name in method.optimizers}
+    return method
+
+
+def test_a_step_the_scaler_skips_does_not_advance_that_models_schedule():
+    method = _tiny_dfad_with_enabled_scalers()
+    # Infinite gradients for the generator only: its scaler skips its step, the student's does not.
+    hook = method.generator.project.weight.register_hook(lambda grad: grad * float("inf"))
+    generator_before = {k: v.detach().clone() for k, v in method.generator.named_parameters()}
+    method.step()
+    method.step_schedulers()
+    assert method.scalers["generator"].get_scale() < 2.0**8  # the skip really happened
+    assert all(torch.equal(p, generator_before[k]) for k, p in method.generator.named_parameters())
+    assert method.schedulers["generator"].last_epoch == 0 and method.learning_rates()["lr_generator"] == 1e-3
+    assert method.schedulers["student"].last_epoch == 1 and method.learning_rates()["lr_student"] == 0.05
+    hook.remove()
+    method.step()  # finite gradients again: both schedules advance
+    method.step_schedulers()
+    assert method.schedulers["generator"].last_epoch == 1 and method.schedulers["student"].last_epoch == 2

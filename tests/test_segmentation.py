@@ -43,6 +43,25 @@ def test_deeplab_models_give_per_pixel_logits_at_input_size(arch):
         assert model(torch.randn(1, 3, 48, 64)).shape == (1, 5, 48, 64)
 
 
+def test_deeplab_networks_have_the_authors_strides_and_atrous_rates():
+    """The authors' student: MobileNetV2 at output stride 8 (blocks 7-10 dilation 1, 11-16 dilation
+    2, 17 dilation 4, as their backbone's rule gives); both heads use ASPP rates 12, 24, 32."""
+    student = build_model("deeplabv3_mobilenetv2", num_classes=11).eval()
+    depthwise = {i: (c.stride[0], c.dilation[0]) for i, block in enumerate(student.backbone.features)
+                 for c in block.modules() if isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3)}
+    assert [depthwise[i] for i in (2, 4, 7, 8, 11, 14, 16, 17)] == [(2, 1), (2, 1), (1, 1), (1, 1), (1, 2), (1, 2),
+                                                                     (1, 2), (1, 4)]
+    with torch.no_grad():
+        assert student.backbone(torch.randn(1, 3, 64, 64))["out"].shape[-2:] == (8, 8)  # stride 8
+    cheaper = build_model("deeplabv3_mobilenetv2", num_classes=11, output_stride=16).eval()
+    with torch.no_grad():
+        assert cheaper.backbone(torch.randn(1, 3, 64, 64))["out"].shape[-2:] == (4, 4)
+    teacher = build_model("deeplabv3_resnet50", num_classes=11)
+    for model in (student, teacher):
+        aspp = model.classifier[0]
+        assert [branch[0].dilation[0] for branch in aspp.convs[1:4]] == [12, 24, 32]
+
+
 def test_generator_b_is_the_authors_dcgan_generator():
     """The authors' GeneratorB (network/gan.py): linear -> BN -> 4 x [4x4 stride-2 transposed conv
     without bias -> BN -> LeakyReLU(0.2)] -> 3x3 conv -> Tanh, no final BatchNorm, DCGAN init."""

@@ -2,13 +2,16 @@
 
 Every rank runs the same loop on its own noise; after each backward pass the gradients of the
 model being updated (and only that model) are averaged across ranks, so parameters stay
-identical. Rank 0 alone validates, logs and writes checkpoints; the others wait for it.
+identical. After each iteration the BatchNorm running statistics are averaged too, and a NaN/Inf
+loss on any rank stops every rank. Rank 0 alone validates, logs and writes checkpoints; the others
+wait for it.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Optional
 
 import torch
 import torch.distributed as dist
@@ -36,18 +39,47 @@ class Distributed:
 
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """All-reduce the gradients as one flat buffer, then divide by the number of ranks."""
-        if not self.enabled:
+        if self.enabled:
+            self._average([p.grad for p in parameters if p.grad is not None])
+
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average the floating-point buffers (BatchNorm running_mean / running_var) across ranks
+        as one flat buffer: each rank normalises its own batch, so its statistics drift from the
+        others'. Integer buffers (num_batches_tracked) advance alike on every rank and are kept."""
+        if self.enabled:
+            self._average([b for b in module.buffers() if b.is_floating_point()])
+
+    def _average(self, tensors: list[torch.Tensor]) -> None:
+        """In place: the mean over ranks of each tensor, with one all-reduce for all of them."""
+        if not tensors:
             return
-        grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = torch.cat([t.reshape(-1) for t in tensors])
         dist.all_reduce(flat)
         flat /= self.world_size
         offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+        for t in tensors:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    def first_non_finite(self, values: Mapping[str, float]) -> Optional[tuple[str, float, int]]:
+        """(name, value, rank) of the first NaN/Inf among `values` on the lowest rank holding one,
+        the same answer on every rank (None when all are finite): the ranks stop together instead
+        of one raising while the others wait at the next collective. One small all-reduce; every
+        rank must pass the same names in the same order."""
+        names = list(values)
+        local = next(((i, v) for i, v in enumerate(values.values()) if not math.isfinite(v)), None)
+        if not self.enabled:
+            return None if local is None else (names[local[0]], local[1], self.rank)
+        # Row r: rank r's (1 + index of the name, value), zeros elsewhere; summing with zeros keeps NaN/Inf.
+        table = torch.zeros(self.world_size, 2, dtype=torch.float64)
+        if local is not None:
+            table[self.rank] = torch.tensor([local[0] + 1, local[1]], dtype=torch.float64)
+        table = table.to(_collective_device())
+        dist.all_reduce(table)
+        for rank, (index, value) in enumerate(table.tolist()):
+            if index:
+                return names[int(index) - 1], value, rank
+        return None
 
     def broadcast_module(self, module: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers everywhere (same start, whatever the local init)."""
@@ -59,7 +91,7 @@ class Distributed:
         """Element-wise OR of boolean flags over ranks (every rank gets the same answer)."""
         if not self.enabled:
             return list(flags)
-        t = torch.tensor([int(f) for f in flags], dtype=torch.int32)
+        t = torch.tensor([int(f) for f in flags], dtype=torch.int32, device=_collective_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return [bool(v) for v in t.tolist()]
 
@@ -67,7 +99,7 @@ class Distributed:
         """Rank 0's flags on every rank."""
         if not self.enabled:
             return list(flags)
-        t = torch.tensor([int(f) for f in flags], dtype=torch.int32)
+        t = torch.tensor([int(f) for f in flags], dtype=torch.int32, device=_collective_device())
         dist.broadcast(t, src=0)
         return [bool(v) for v in t.tolist()]
 
@@ -80,6 +112,13 @@ class Distributed:
 
 
 SINGLE = Distributed()
+
+
+def _collective_device() -> torch.device:
+    """Where small control tensors must live: NCCL only reduces CUDA tensors, gloo CPU ones."""
+    if dist.get_backend() == dist.Backend.NCCL:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def from_environment(device: str) -> Distributed:

@@ -4,7 +4,6 @@ Every method (DFAD, supervised teacher training, and the baselines) runs through
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -112,17 +111,21 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
         while iteration < iterations:
             iteration += 1
             losses = method.step()
-            for name, value in losses.items():
-                if not math.isfinite(value):
-                    kept = list_states(run.checkpoints)
-                    last = run.checkpoints / "last.pt"
-                    kept_text = (f"the last good checkpoint is {kept[0][1]}" if kept
-                                 else f"the last good checkpoint is {last}" if last.exists()
-                                 else "no checkpoint was written yet")
-                    raise DfadError(f"{name} became {value} at iteration {iteration}: the run diverged; lower the "
-                                    f"learning rates and retry ({kept_text})")
-            for scheduler in method.schedulers.values():
-                scheduler.step()
+            diverged = distributed.first_non_finite(losses)  # any rank's NaN/Inf stops every rank, with one message
+            if diverged is not None:
+                name, value, rank = diverged
+                kept = list_states(run.checkpoints)
+                last = run.checkpoints / "last.pt"
+                kept_text = (f"the last good checkpoint is {kept[0][1]}" if kept
+                             else f"the last good checkpoint is {last}" if last.exists()
+                             else "no checkpoint was written yet")
+                kept_text = distributed.gather_objects(kept_text)[0]  # rank 0 wrote the checkpoints
+                where = f" on rank {rank}" if distributed.enabled else ""
+                raise DfadError(f"{name} became {value} at iteration {iteration}{where}: the run diverged; lower the "
+                                f"learning rates and retry ({kept_text})")
+            for model in method.models.values():  # each rank's BatchNorm statistics drift: keep them identical
+                distributed.average_buffers(model)
+            method.step_schedulers()
             record: dict[str, Any] = {"iteration": iteration, **losses, **method.learning_rates()}
             out_of_time = time_limit_seconds is not None and time.perf_counter() - session_start > time_limit_seconds
 

@@ -49,9 +49,33 @@ class Method:
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         self.distributed.average_gradients(self.models[name].parameters())
+        scale = scaler.get_scale() if scaler.is_enabled() else None
         scaler.step(optimizer)
         scaler.update()
+        # The scaler skips the optimiser step (and lowers its scale) when it finds inf/NaN gradients.
+        skipped = scale is not None and scaler.get_scale() < scale
+        steps, skips = self._iteration_steps.get(name, (0, 0))
+        self._iteration_steps[name] = (steps + 1, skips + skipped)
         return loss.item()
+
+    @property
+    def _iteration_steps(self) -> dict[str, tuple[int, int]]:
+        """Optimiser steps taken and skipped per model since the schedules last advanced."""
+        if "_steps_since_schedule" not in self.__dict__:
+            self._steps_since_schedule: dict[str, tuple[int, int]] = {}
+        return self._steps_since_schedule
+
+    def step_schedulers(self) -> None:
+        """Advance every learning-rate schedule by one iteration, except a model's whose optimiser
+        steps in this iteration were all skipped by the fp16 gradient scaler: a skipped step leaves
+        the weights unchanged, so it does not count towards the schedule either (PyTorch's own
+        schedulers would advance regardless). Under torchrun every rank sees the same (averaged)
+        gradients, so every rank makes the same decision."""
+        for name, scheduler in self.schedulers.items():
+            steps, skips = self._iteration_steps.get(name, (0, 0))
+            if not steps or skips < steps:
+                scheduler.step()
+        self._iteration_steps.clear()
 
     def step(self) -> dict[str, float]:
         raise NotImplementedError

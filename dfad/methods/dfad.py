@@ -49,8 +49,12 @@ class DFAD(Method):
                  student_optimizer: torch.optim.Optimizer, generator_optimizer: torch.optim.Optimizer,
                  student_scheduler, generator_scheduler, batch_size: int, nz: int,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
-                 grid_seed: int = 0, generator_forward=None, precision: str = "fp32"):
+                 grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
+                 generation_student_bn: str = "train"):
+        if generation_student_bn not in ("train", "eval"):
+            raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
         self.teacher = freeze(teacher)
+        self.generation_student_bn = generation_student_bn
         self.student, self.generator, self.task = student, generator, task
         # What the training steps call: the generator itself, or a compiled view of it.
         self.generate = generator if generator_forward is None else generator_forward
@@ -77,10 +81,16 @@ class DFAD(Method):
         return self.update("student", self.task.discrepancy(student_out.float(), teacher_out.float()))
 
     def generation_step(self) -> float:
-        with self.autocast():
-            images = self.generate(self.noise())
-            with no_param_grads(self.student):
-                student_out, teacher_out = self.student(images), self.teacher(images)
+        # "train" (the authors' code): the student normalises the generator's batch with its own
+        # statistics and its running statistics move; "eval": running statistics, left unchanged.
+        self.student.train(self.generation_student_bn == "train")
+        try:
+            with self.autocast():
+                images = self.generate(self.noise())
+                with no_param_grads(self.student):
+                    student_out, teacher_out = self.student(images), self.teacher(images)
+        finally:
+            self.student.train()
         return self.update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))
 
     def step(self) -> dict[str, float]:

@@ -1,16 +1,18 @@
-"""DeepLabV3 for the segmentation experiments, built from torchvision's parts (nothing downloaded).
+"""DeepLabV3 for the segmentation experiments, built from torchvision's parts (nothing downloaded),
+shaped as the DFAD authors' networks.
 
-- `deeplabv3_resnet50`: torchvision's DeepLabV3 with a ResNet-50 backbone (output stride 8), the
-  paper's teacher.
-- `deeplabv3_mobilenetv2`: the paper's student, a MobileNetV2 backbone (dilated to output stride 16)
-  under torchvision's DeepLabV3 head (ASPP).
-Both return the logits tensor [N, classes, H, W] at the input resolution. `backbone_weights` may
-name a local state-dict file for the backbone (e.g. ImageNet weights saved from torchvision).
+- `deeplabv3_resnet50`: a ResNet-50 backbone dilated to output stride 8, the paper's teacher.
+- `deeplabv3_mobilenetv2`: the paper's student, a MobileNetV2 backbone dilated to output stride 8
+  by the authors' rule (see `_dilate_mobilenet`; `output_stride=16` or 32 for a cheaper student).
+Both use DeepLabV3's head (ASPP + 3x3 conv + 1x1 classifier) with the authors' atrous rates
+(12, 24, 32; torchvision's default is 12, 24, 36) and return the logits [N, classes, H, W] at the
+input resolution. `backbone_weights` may name a local state-dict file for the backbone (e.g.
+ImageNet weights saved from torchvision).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +23,8 @@ from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
 from ..errors import DfadError
 from .registry import MODELS
+
+AUTHORS_ATROUS_RATES = (12, 24, 32)  # the DFAD authors' DeepLabHead (torchvision's default: 12, 24, 36)
 
 
 def _load_backbone(backbone: nn.Module, path: Optional[str]) -> None:
@@ -47,40 +51,54 @@ class DeepLabV3(nn.Module):
 
 
 @MODELS.register("deeplabv3_resnet50")
-def deeplabv3_resnet50(num_classes: int = 21, in_channels: int = 3,
-                       backbone_weights: Optional[str] = None) -> DeepLabV3:
+def deeplabv3_resnet50(num_classes: int = 21, in_channels: int = 3, backbone_weights: Optional[str] = None,
+                       atrous_rates: Sequence[int] = AUTHORS_ATROUS_RATES) -> DeepLabV3:
     if in_channels != 3:
         raise DfadError("deeplabv3_resnet50 takes 3-channel images")
     net = resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
     _load_backbone(net, backbone_weights)
     backbone = IntermediateLayerGetter(net, return_layers={"layer4": "out"})
-    return DeepLabV3(backbone, DeepLabHead(2048, num_classes))
+    return DeepLabV3(backbone, DeepLabHead(2048, num_classes, tuple(atrous_rates)))
 
 
-def _dilate_mobilenet(features: nn.Sequential, from_block: int) -> None:
-    """Output stride 32 -> 16: the stride-2 block at `from_block` keeps stride 1, and every 3x3
-    convolution from there on is dilated by 2 to keep its receptive field."""
-    for i, block in enumerate(features):
-        if i < from_block:
-            continue
-        for m in block.modules():
-            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
-                if m.stride == (2, 2):
-                    m.stride = (1, 1)
-                else:
-                    m.dilation, m.padding = (2, 2), (2, 2)
+# torchvision's MobileNetV2 blocks after the stem, grouped as its inverted-residual settings:
+# (blocks in the group, stride of the group's first block).
+_MOBILENET_GROUPS = ((1, 1), (2, 2), (3, 2), (4, 2), (3, 1), (3, 2), (1, 1))
+
+
+def _dilate_mobilenet(features: nn.Sequential, output_stride: int) -> None:
+    """Dilate MobileNetV2 to `output_stride` by the authors' rule (their MobileNetV2, after
+    pytorch-deeplab-xception): once the stride reaches `output_stride`, each later group keeps
+    stride 1 and all its blocks use the dilation reached *before* that group, which then grows by
+    the stride the group gave up. At stride 8: blocks 7-10 dilation 1, 11-16 dilation 2, 17 dilation 4."""
+    if output_stride not in (8, 16, 32):
+        raise DfadError(f"deeplabv3_mobilenetv2: output_stride must be 8, 16 or 32, got {output_stride}")
+    current_stride, rate, index = 2, 1, 1  # the stem (block 0) halves the resolution
+    for count, group_stride in _MOBILENET_GROUPS:
+        if current_stride == output_stride:
+            stride, dilation = 1, rate
+            rate *= group_stride
+        else:
+            stride, dilation = group_stride, 1
+            current_stride *= group_stride
+        for j in range(count):
+            depthwise = [m for m in features[index + j].modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+            (conv,) = depthwise
+            conv.stride = (stride, stride) if j == 0 else (1, 1)
+            conv.dilation = conv.padding = (dilation, dilation)
+        index += count
 
 
 @MODELS.register("deeplabv3_mobilenetv2")
-def deeplabv3_mobilenetv2(num_classes: int = 21, in_channels: int = 3,
-                          backbone_weights: Optional[str] = None) -> DeepLabV3:
+def deeplabv3_mobilenetv2(num_classes: int = 21, in_channels: int = 3, backbone_weights: Optional[str] = None,
+                          output_stride: int = 8, atrous_rates: Sequence[int] = AUTHORS_ATROUS_RATES) -> DeepLabV3:
     if in_channels != 3:
         raise DfadError("deeplabv3_mobilenetv2 takes 3-channel images")
     net = mobilenet_v2(weights=None)
     _load_backbone(net, backbone_weights)
     features = net.features[:-1]  # drop the final 1x1 conv to 1280 channels: ASPP reads the 320
-    _dilate_mobilenet(features, from_block=14)  # block 14 is the last stride-2 block (160 channels)
-    return DeepLabV3(_FeaturesAsDict(features), DeepLabHead(320, num_classes))
+    _dilate_mobilenet(features, output_stride)
+    return DeepLabV3(_FeaturesAsDict(features), DeepLabHead(320, num_classes, tuple(atrous_rates)))
 
 
 class _FeaturesAsDict(nn.Module):
