@@ -45,6 +45,9 @@ class DataConfig:
     root: Optional[str] = None  # None: --data-root, then $DFAD_DATA_ROOT, then ~/.cache/dfad/data
     download: bool = False
     image_size: Optional[int] = None  # None: the dataset's own size
+    # Resize whole frames so that their shorter side is this many pixels before cropping / testing
+    # (segmentation datasets; the authors use 256 for CamVid and NYUv2). None: as stored.
+    shorter_side: Optional[int] = None
     mean: Optional[list[float]] = None  # None: the dataset's standard statistics
     std: Optional[list[float]] = None
     eval_batch_size: int = 1000
@@ -79,6 +82,7 @@ class TeacherConfig:
     # none | crop_flip (random 4-pixel shifts + horizontal flips, CIFAR) | seg_crop_flip (random
     # data.image_size crops + flips of images and label maps, segmentation)
     augment: str = "none"
+    loss: str = "cross_entropy"  # cross_entropy | focal (gamma 2, the authors' segmentation teachers)
 
 
 @dataclass
@@ -142,7 +146,7 @@ class Config:
         from .data import DATASETS
         from .methods import METHODS
         from .models import MODELS, check_arch
-        from .tasks import TASKS
+        from .tasks import SUPERVISED_LOSSES, TASKS
 
         TASKS.get(self.task)
         if self.data.name == "none":
@@ -155,6 +159,7 @@ class Config:
         else:
             DATASETS.get(self.data.name)
         METHODS.get(self.distill.method)
+        SUPERVISED_LOSSES.get(self.teacher.loss)
         for spec in (self.teacher.model, self.distill.student):
             check_arch(spec.arch)
         MODELS.get(self.distill.generator.arch)
@@ -187,6 +192,8 @@ class Config:
             raise DfadError(f"config: precision must be fp32, bf16 or fp16, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:
             raise DfadError(f"config: distill.time_limit_minutes must be positive, got {self.distill.time_limit_minutes}")
+        if self.data.shorter_side is not None and self.data.shorter_side <= 0:
+            raise DfadError(f"config: data.shorter_side must be positive, got {self.data.shorter_side}")
         if self.data.image_size is not None and self.data.image_size <= 0:
             raise DfadError(f"config: data.image_size must be positive, got {self.data.image_size}")
         if (self.data.mean is None) != (self.data.std is None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import random
 import warnings
 from pathlib import Path
@@ -185,6 +186,11 @@ def load_split(cfg: Config, train: bool) -> ImageDataset:
         kwargs["image_size"] = cfg.data.image_size
     if cfg.data.mean is not None:
         kwargs["mean"], kwargs["std"] = tuple(cfg.data.mean), tuple(cfg.data.std)
+    if cfg.data.shorter_side is not None:
+        if "shorter_side" not in inspect.signature(DATASETS.get(cfg.data.name)).parameters:
+            raise DfadError(f"config: dataset '{cfg.data.name}' does not resize by data.shorter_side (only whole-frame "
+                            f"segmentation datasets do); remove data.shorter_side or use data.image_size")
+        kwargs["shorter_side"] = cfg.data.shorter_side
     return DATASETS.build(cfg.data.name, **kwargs)
 
 
@@ -248,7 +254,8 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
                              torch.Generator().manual_seed(cfg.seed), distributed.rank, distributed.world_size,
                              augment=get_augmentation(tc.augment, train_set.info.image_size))
     method = METHODS.build("supervised", model=model, task=task, loader=loader, optimizer=optimizer,
-                           scheduler=scheduler, device=device, name="teacher", precision=cfg.precision)
+                           scheduler=scheduler, device=device, name="teacher", precision=cfg.precision,
+                           loss=tc.loss)
     method.distributed = distributed
     _seed_rank(cfg, distributed)
     board = TensorBoardLog(run.path) if cfg.tensorboard and distributed.is_main else None
@@ -355,8 +362,10 @@ def load_real_images(cfg: Config, name: str, info: DatasetInfo, keep_larger: boo
     on real images from the task's or another dataset): resized to the teacher's square size,
     grey repeated to RGB (or RGB to grey), and normalised with the teacher's statistics. With
     `keep_larger`, images at least that size on both sides keep their size (to be cropped)."""
+    # The task's own frames as its teacher saw them (data.shorter_side); other datasets as stored.
+    resize = {"shorter_side": cfg.data.shorter_side} if name == cfg.data.name and cfg.data.shorter_side else {}
     source = DATASETS.build(name, root=resolve_data_root(cfg.data.root), train=True, download=cfg.data.download,
-                            image_size=info.image_size)
+                            image_size=info.image_size, **resize)
     pixels = denormalize(source.images, source.info.mean, source.info.std).clamp_(0, 1)
     pixels = _match_channels(pixels, info.channels, name)
     size = info.image_size

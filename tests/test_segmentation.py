@@ -135,6 +135,37 @@ def test_readers_map_void_to_the_ignore_index(tmp_path, name, classes):
     assert half.images.shape[-2:] == (18, 24) and half.labels.shape[-2:] == (18, 24)
 
 
+def test_shorter_side_resizes_whole_frames_like_torchvisions_resize(tmp_path):
+    _write_segmentation_fixture(tmp_path, "camvid")  # 36x48 frames
+    frames = DATASETS.build("camvid", root=tmp_path, train=False, shorter_side=24)
+    assert frames.images.shape[-2:] == (24, 32) and frames.labels.shape[-2:] == (24, 32)
+    assert set(frames.labels.unique().tolist()) <= set(range(11)) | {255}  # nearest: no blended labels
+
+
+def test_shorter_side_is_refused_for_datasets_without_frames():
+    from dfad.config import load_config
+    from dfad.runs import load_split
+
+    cfg = load_config("digits", ["data.shorter_side=16"])
+    with pytest.raises(DfadError, match="does not resize by data.shorter_side"):
+        load_split(cfg, train=False)
+
+
+def test_focal_loss_is_the_authors():
+    """(1 - p_t)^2 * CE, averaged over every pixel; an ignored pixel counts as zero."""
+    from dfad.tasks import SUPERVISED_LOSSES
+
+    logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]], [[-1.0, 0.0]]]])  # [1, 3 classes, 1, 2 pixels]
+    labels = torch.tensor([[[0, 255]]])
+    p_true = torch.softmax(torch.tensor([2.0, 0.0, -1.0]), 0)[0]
+    expected = (1 - p_true) ** 2 * -torch.log(p_true) / 2  # two pixels, one ignored
+    loss = SUPERVISED_LOSSES.get("focal")(logits, labels, ignore_index=255)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    segmentation = TASKS.build("segmentation")
+    assert segmentation.supervised_loss(logits, labels, "focal").item() == pytest.approx(expected.item(), rel=1e-6)
+    assert segmentation.supervised_loss(logits, labels).item() == pytest.approx(-torch.log(p_true).item(), rel=1e-6)
+
+
 def test_missing_segmentation_data_names_the_fix(tmp_path):
     with pytest.raises(DfadError, match="CamVid not found.*--data-root"):
         DATASETS.build("camvid", root=tmp_path)
@@ -147,7 +178,7 @@ def test_camvid_reads_the_offline_copy(prepared_data_root):
     assert len(test) == 233 and test.images.shape[1:] == (3, 90, 120)
 
 
-TINY_SEGMENTATION = ["data.image_size=32", "data.eval_batch_size=2", "teacher.iterations=2", "teacher.batch_size=2",
+TINY_SEGMENTATION = ["data.image_size=32", "data.shorter_side=36", "data.eval_batch_size=2", "teacher.iterations=2", "teacher.batch_size=2",
                      "teacher.val_every=2", "distill.iterations=2", "distill.batch_size=2", "distill.val_every=2",
                      "distill.sample_grid_size=2", "distill.generator.args.ngf=4", "distill.nz=8"]
 

@@ -53,8 +53,9 @@ class ShuffledBatches:
 @METHODS.register("supervised")
 class Supervised(Method):
     def __init__(self, *, model: nn.Module, task, loader, optimizer: torch.optim.Optimizer, scheduler,
-                 device: torch.device | str = "cpu", name: str = "teacher", precision: str = "fp32"):
-        self.model, self.task = model, task
+                 device: torch.device | str = "cpu", name: str = "teacher", precision: str = "fp32",
+                 loss: str = "cross_entropy"):
+        self.model, self.task, self.loss = model, task, loss
         self.device = torch.device(device)
         # A ShuffledBatches resumes exactly; any other iterable of batches restarts its pass.
         self.batches = loader if isinstance(loader, ShuffledBatches) else endless(loader)
@@ -78,4 +79,4 @@ class Supervised(Method):
         images, labels = images.to(self.device), labels.to(self.device)
         with self.autocast():
             logits = self.model(images)
-        return {"loss": self.update(self.name, self.task.supervised_loss(logits.float(), labels))}
+        return {"loss": self.update(self.name, self.task.supervised_loss(logits.float(), labels, self.loss))}
