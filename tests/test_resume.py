@@ -46,6 +46,7 @@ def uninterrupted(digits_teacher, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_crashed_run_resumes_bit_identically(digits_teacher, uninterrupted, tmp_path, monkeypatch):
     restore = crash_at(monkeypatch, 25)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -78,6 +79,7 @@ def crash_at(monkeypatch, iteration: int):
     return lambda: monkeypatch.setattr(DFAD, "step", original_step)
 
 
+@pytest.mark.slow
 def test_damaged_newest_state_falls_back_to_the_previous_one(digits_teacher, uninterrupted, tmp_path, monkeypatch):
     run = tmp_path / "run"
     restore = crash_at(monkeypatch, 25)
@@ -111,6 +113,7 @@ def _start_until_first_state(digits_teacher: Path, out: Path) -> tuple[list[str]
     return command, process
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_resumes_exactly(digits_teacher, uninterrupted, tmp_path):
     out = tmp_path / "run"
     command, process = _start_until_first_state(digits_teacher, out)
@@ -122,6 +125,7 @@ def test_kill_9_then_the_same_command_resumes_exactly(digits_teacher, uninterrup
     assert_same_parameters(final_student(out), final_student(uninterrupted))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_state_and_says_how_to_resume(digits_teacher, uninterrupted, tmp_path):
     out = tmp_path / "run"
     _, process = _start_until_first_state(digits_teacher, out)
@@ -140,6 +144,7 @@ def test_sigterm_saves_state_and_says_how_to_resume(digits_teacher, uninterrupte
     assert_same_parameters(final_student(out), final_student(uninterrupted))
 
 
+@pytest.mark.slow
 def test_output_folder_of_a_different_run_is_refused_and_kept(digits_teacher, uninterrupted, tmp_path):
     config_before = (uninterrupted / "config.yaml").read_text()
     result = subprocess.run(_dfad_cli("distill", "--config", "digits", "--teacher", str(digits_teacher),
@@ -151,6 +156,7 @@ def test_output_folder_of_a_different_run_is_refused_and_kept(digits_teacher, un
     assert (uninterrupted / "config.yaml").read_text() == config_before
 
 
+@pytest.mark.slow
 def test_validation_schedule_does_not_change_training(digits_teacher, uninterrupted, tmp_path):
     """Validation (and so an early stop, which validates) must not consume training randomness."""
     distill(tiny_config(digits_teacher, ["distill.val_every=3"]), tmp_path / "often", progress=False)
@@ -220,3 +226,12 @@ def test_run_identity_ignores_what_a_run_does_not_depend_on(tmp_path, digits_tea
     assert config_differences(teacher_run, same_teacher, "teacher") == []
     assert config_differences(teacher_run, load_config("digits", ["teacher.iterations=151", "teacher.val_every=150"]),
                               "teacher") != []
+    # A schedule's unread fields are not identity (the digits teacher's schedule is cosine) ...
+    assert config_differences(teacher_run, load_config("digits", ["teacher.iterations=150", "teacher.val_every=150",
+                                                                  "teacher.schedule.milestones=[5]"]), "teacher") == []
+    # ... the fields it reads are.
+    step = config_differences(teacher_run, load_config("digits", ["teacher.iterations=150", "teacher.val_every=150",
+                                                                  "teacher.schedule={name: step, step_size: 5}"]),
+                              "teacher")
+    assert [d.split()[0] for d in step] == ["teacher.schedule.gamma", "teacher.schedule.name",
+                                            "teacher.schedule.step_size"]
