@@ -18,13 +18,10 @@ from dfad.models import build_model
 from dfad.provenance import provenance
 
 
-def seconds_per_pass(generator: torch.nn.Module, z: torch.Tensor, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats + 1):  # the first pass warms up
-        start = time.perf_counter()
-        generator(z).square().mean().backward()
-        times.append(time.perf_counter() - start)
-    return times[1:]
+def one_pass(generator: torch.nn.Module, z: torch.Tensor) -> float:
+    start = time.perf_counter()
+    generator(z).square().mean().backward()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -40,18 +37,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     z = torch.randn(args.batch_size, args.nz)
-    rows = {}
+    generators, rows = {}, {}
     for arch in ("generator_b", "generator_b_nearest"):
         generator = build_model(arch, nz=args.nz, ngf=args.ngf, channels=3, image_size=args.image_size)
-        generator = generator.to(memory_format=torch.channels_last).train()
+        generators[arch] = generator.to(memory_format=torch.channels_last).train()
         with FlopCounterMode(display=False) as flops:
-            generator(z).square().mean().backward()
-        times = seconds_per_pass(generator, z, args.repeats)
+            one_pass(generators[arch], z)  # also the warm-up
         rows[arch] = {"parameters": sum(p.numel() for p in generator.parameters()),
-                      "gflop_forward_backward": round(flops.get_total_flops() / 1e9, 2),
-                      "seconds_median": round(statistics.median(times), 4), "seconds_all": [round(t, 4) for t in times]}
-        print(f"{arch:20s} params {rows[arch]['parameters']:>11,}  GFLOP fwd+bwd {rows[arch]['gflop_forward_backward']:8.2f}"
-              f"  s/pass {rows[arch]['seconds_median']:.4f}")
+                      "gflop_forward_backward": round(flops.get_total_flops() / 1e9, 2), "seconds_all": []}
+    for _ in range(args.repeats):  # alternated, so that a busy moment costs both alike
+        for arch, generator in generators.items():
+            rows[arch]["seconds_all"].append(round(one_pass(generator, z), 4))
+    for arch, row in rows.items():
+        row["seconds_median"] = statistics.median(row["seconds_all"])
+        print(f"{arch:20s} params {row['parameters']:>11,}  GFLOP fwd+bwd {row['gflop_forward_backward']:8.2f}"
+              f"  s/pass {row['seconds_median']:.4f}")
     result = {"settings": vars(args), "rows": rows, **provenance()}
     result["machine"]["native_bf16"] = _cpu_has_native_bf16()
     if args.json:
