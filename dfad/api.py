@@ -15,7 +15,7 @@ from .errors import DfadError
 
 @dataclass
 class DistillResult:
-    student: nn.Module  # the final student (its best validated weights: run_dir/checkpoints/best.pt)
+    student: nn.Module  # the student after the last iteration (checkpoints/last.pt; best validated: best.pt)
     generator: Optional[nn.Module]
     history: list[dict[str, Any]]  # the metrics log: losses, learning rates, metric, elapsed seconds
     run_dir: Path
@@ -24,6 +24,19 @@ class DistillResult:
     @property
     def best_checkpoint(self) -> Path:
         return self.run_dir / "checkpoints" / "best.pt"
+
+    def export(self, format: str, out: Optional[str | Path] = None, *, dynamic_batch: bool = False,
+               checkpoint: str = "best") -> Path:
+        """`dfad export` from Python, for any student class: write the student with the weights of
+        checkpoints/{checkpoint}.pt (best by default, as `dfad export`) as `format` ("pt2", "onnx"
+        or "torchscript") to `out` (default run_dir/export/student.EXT), load the file back and
+        compare its outputs with PyTorch's on the run's generated samples (DfadError above
+        1e-4 x max(1, largest output); no file is kept). Returns the written path."""
+        from .export import export_live_student
+
+        written = export_live_student(self.student, self.run_dir, format, dynamic_batch=dynamic_batch, out=out,
+                                      checkpoint=checkpoint)
+        return Path(written["path"])
 
 
 def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: Sequence[int],

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "written file back (torch.export.load, torch.jit.load, or onnxruntime / "
                                         "onnx.checker) and compare its outputs with PyTorch's on a batch of the "
                                         "run's generated samples; fails if the largest difference exceeds "
-                                        "1e-4 x max(1, largest output).")
+                                        "1e-4 x max(1, largest output). A student of your own class "
+                                        "(Python API) starts from the run's student.pt2.")
     export.add_argument("run_dir", help="folder of a `dfad distill` run")
     export.add_argument("--format", required=True, choices=["pt2", "onnx", "torchscript"], help="file format")
     export.add_argument("--dynamic-batch", action="store_true",
@@ -230,7 +231,8 @@ def run(args) -> int:
                      f"{result['verified_with']})")
         else:
             check = f"checked with {result['verified_with']}"
-        print(f"wrote {result['path']}; {check}")
+        origin = f" (from {result['program']}, your own student class)" if "program" in result else ""
+        print(f"wrote {result['path']}{origin}; {check}")
         return 0
     if args.command == "reproduce":
         from .reproduce import reproduce

@@ -521,6 +521,11 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
             per_class = {name: metric_of(model).per_class() for name, model in (("teacher", teacher), ("student", student))}
         try_write_report(run.path, teacher=teacher, student=student, generator=generator, nz=dc.nz,
                          per_class=per_class, device=device)
+        # A student of the user's own class cannot be rebuilt from its checkpoint: keep its
+        # exported program (student.pt2) so that `dfad export` can start from it.
+        from .export import write_student_program
+
+        write_student_program(run.path, student)
     return summary, method
 
 
