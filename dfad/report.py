@@ -94,6 +94,25 @@ def curves_figure(history: list[dict[str, Any]], metric: str):
     return fig
 
 
+def health_figure(history: list[dict[str, Any]], metric: str):
+    """The label-free signals against iterations, beside the validation metric when there is one:
+    does agreement with the teacher track what labelled data would show?"""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for key, label, style in (("agreement", "agreement with the teacher (fresh generated samples)", "-o"),
+                              ("teacher_top_class_share", "teacher's top-class share", "--"),
+                              (metric, f"validation {metric} (labelled data)", "-s")):
+        points = [(r["iteration"], r[key]) for r in history if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), style, markersize=3, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def per_class_figure(per_class: dict[str, list[float]], metric: str):
     plt = _pyplot()
     classes = len(next(iter(per_class.values())))
@@ -233,6 +252,15 @@ def write_report(run_dir: str | Path, *, teacher: Optional[nn.Module] = None, st
 
     if history:
         sections.append(("Learning curves", f"<img alt=\"learning curves\" src=\"{_figure_uri(curves_figure(history, metric))}\">"))
+    if any("agreement" in r for r in history):
+        warnings_html = "".join(f"<div class=\"warning\">{html.escape(w)}</div>"
+                                for w in summary.get("health_warnings") or [])
+        note = ("<p class=\"note\">Measured without labels at every validation: agreement is the share of "
+                "fixed generated samples on which student and teacher predict the same class; the teacher's "
+                "top-class share shows whether the generator explores every class. "
+                f"{'No health warning was raised.' if not summary.get('health_warnings') else ''}</p>")
+        sections.append(("Health (label-free)", warnings_html + note +
+                         f"<img alt=\"health\" src=\"{_figure_uri(health_figure(history, metric))}\">"))
     grids = _sample_grids(run_dir / "samples")
     if grids:
         figures = "".join(f"<figure><img alt=\"samples, {label}\" src=\"{_file_uri(path)}\"><figcaption>{label}"

@@ -493,6 +493,10 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
         f"student_{metric}": result.final_metric,
         f"best_student_{metric}": result.best_metric,
         "best_iteration": result.best_iteration,
+        # Label-free health at the last validation (dfad.health) and the warnings raised.
+        **{k: result.history[-1][k] for k in ("agreement", "teacher_top_class_share", "teacher_class_entropy")
+           if result.history and k in result.history[-1]},
+        "health_warnings": result.health_warnings,
         "iterations": result.iterations,
         "planned_iterations": dc.iterations,
         "stopped_by_time_limit": result.stopped_by_time_limit,

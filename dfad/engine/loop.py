@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DfadError
 from ..errors import Interrupted
+from ..health import HealthMonitor
 from .checkpoint import list_states, load_newest_state, model_entry, prune_states, save_checkpoint, state_path
 from .run_dir import RunDir
 from .distributed import SINGLE, Distributed
@@ -34,6 +35,7 @@ class FitResult:
     stopped_by_time_limit: bool = False
     stopped_at_target: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    health_warnings: list[str] = field(default_factory=list)
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -57,6 +59,9 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
     keeping the newest `keep_states`. With `resume`, continues from the newest readable one.
     With `time_limit_seconds`, the run ends (validated and checkpointed) at the first iteration
     past the limit (counted from this call); with `stop_at_metric`, at the first validation reaching it.
+    At each validation, the method's label-free health (`method.health()`: agreement with the
+    teacher on fixed generated samples, the teacher's class balance) joins the record, the progress
+    bar shows the agreement, and `dfad.health.HealthMonitor`'s warnings are printed as they start.
     Hooks (rank 0): `on_iteration(record)` after every iteration, `on_validation(record)` after each
     validation and its checkpoints; `record` holds the iteration, losses, learning rates and metric.
     Under torch.distributed, rank 0 alone validates and writes; every rank stops at the same iteration.
@@ -84,6 +89,12 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
         last_metric, elapsed_before = saved["last_metric"], saved["elapsed_seconds"]
         result.best_metric, result.best_iteration = saved["best_metric"], saved["best_iteration"]
         result.history = run.truncate_log(saved["iteration"])
+    # Label-free health (dfad.health): warnings as they start; a resumed run remembers its best agreement.
+    monitor = HealthMonitor()
+    for past in result.history:
+        if past.get("agreement") is not None:
+            monitor.best_agreement = max(monitor.best_agreement, past["agreement"])
+    last_agreement: Optional[float] = None
     session_start = time.perf_counter()
     start = session_start - elapsed_before  # elapsed time counts earlier sessions of a resumed run
 
@@ -138,6 +149,13 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
                 if validate is not None:
                     last_metric = validate(method.evaluated)
                     record[metric_name] = last_metric
+                health = method.health()
+                if health:
+                    record.update({k: v for k, v in health.items() if k != "num_classes"})
+                    last_agreement = health["agreement"]
+                    for message in monitor.check(health, iteration):
+                        result.health_warnings.append(message)
+                        tqdm.write(f"dfad: warning: {message}")
                 samples = method.sample_images()
                 if samples is not None and sample_stats is not None:
                     run.save_samples(samples, iteration, *sample_stats)
@@ -157,7 +175,8 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
             if main and validating and on_validation is not None:
                 on_validation(dict(record))
             bar.update(1)
-            bar.set_postfix({**{k: f"{v:.4f}" for k, v in losses.items()}, metric_name: _fmt(last_metric)},
+            bar.set_postfix({**{k: f"{v:.4f}" for k, v in losses.items()}, metric_name: _fmt(last_metric),
+                             **({"agreement": f"{last_agreement:.2f}"} if last_agreement is not None else {})},
                             refresh=False)
             reached = stop_at_metric is not None and metric_name in record and last_metric >= stop_at_metric
             if distributed.enabled and validating:

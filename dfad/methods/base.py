@@ -80,6 +80,10 @@ class Method:
     def step(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def health(self) -> dict[str, float]:
+        """Label-free diagnostics for each validation (dfad.health), or {} when the method has none."""
+        return {}
+
     def sample_images(self) -> Optional[torch.Tensor]:
         """Images to show in a grid at each validation (normalised input space), or None."""
         return None

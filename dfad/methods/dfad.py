@@ -8,6 +8,7 @@ from statistics import fmean
 import torch
 from torch import nn
 
+from ..health import health_noise, measure_health
 from .base import METHODS, Method, freeze
 
 
@@ -67,6 +68,7 @@ class DFAD(Method):
         self.setup_precision(precision, self.device)
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
+        self.health_noise = health_noise(nz, grid_seed).to(self.device)
 
     def noise(self) -> torch.Tensor:
         return torch.randn(self.batch_size, self.nz, device=self.device)
@@ -100,6 +102,10 @@ class DFAD(Method):
         student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
         generator_loss = self.generation_step()
         return {"student_loss": fmean(student_losses), "generator_loss": generator_loss}
+
+    def health(self) -> dict[str, float]:
+        # The eager generator: a compiled one would recompile for this batch size.
+        return measure_health(self.teacher, self.student, self.generator, self.health_noise)
 
     def sample_images(self) -> torch.Tensor:
         # Train-mode BatchNorm, as during training, but without updating its running statistics.

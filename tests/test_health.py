@@ -1,0 +1,109 @@
+"""The label-free health signal: agreement with the teacher on fixed generated samples and the
+teacher's class balance, its warnings, and where a run shows them."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from dfad.health import COLLAPSE_SHARE, DIVERGENCE_DROP, HealthMonitor, health_noise, measure_health
+from dfad.models import build_model
+
+
+class ConstantClass(nn.Module):
+    """Logits that always pick class `label` (per pixel when `pixels`)."""
+
+    def __init__(self, classes: int, label: int, pixels: bool = False):
+        super().__init__()
+        self.classes, self.label, self.pixels = classes, label, pixels
+
+    def forward(self, x):
+        shape = (len(x), self.classes, *x.shape[-2:]) if self.pixels else (len(x), self.classes)
+        logits = torch.zeros(shape)
+        logits[:, self.label] = 1.0
+        return logits
+
+
+def _networks():
+    torch.manual_seed(0)
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
+    generator = build_model("generator_a", nz=8, ngf=4, channels=1, image_size=8)
+    return teacher, generator
+
+
+def test_agreement_is_one_for_a_copy_of_the_teacher_and_nothing_changes():
+    teacher, generator = _networks()
+    teacher.eval()
+    student = copy.deepcopy(teacher).train()
+    buffers = [b.clone() for b in generator.buffers()]
+    rng = torch.get_rng_state()
+    health = measure_health(teacher, student, generator, health_noise(8, seed=0, samples=64))
+    assert health["agreement"] == 1.0 and health["num_classes"] == 10
+    assert student.training and not teacher.training  # modes restored
+    assert all(torch.equal(a, b) for a, b in zip(buffers, generator.buffers()))  # train-mode BN left no trace
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_a_one_class_teacher_has_top_share_one_and_zero_entropy():
+    _, generator = _networks()
+    health = measure_health(ConstantClass(10, 3), ConstantClass(10, 4), generator, health_noise(8, seed=0, samples=32))
+    assert health["teacher_top_class_share"] == 1.0 and health["teacher_class_entropy"] == 0.0
+    assert health["agreement"] == 0.0
+
+
+def test_segmentation_counts_pixels():
+    _, generator = _networks()
+    teacher, student = ConstantClass(5, 1, pixels=True), ConstantClass(5, 1, pixels=True)
+    health = measure_health(teacher, student, generator, health_noise(8, seed=0, samples=4))
+    assert health["agreement"] == 1.0 and health["num_classes"] == 5
+
+
+def test_balanced_predictions_have_entropy_one():
+    class Alternating(nn.Module):
+        def forward(self, x):
+            return torch.eye(4)[torch.arange(len(x)) % 4]
+
+    _, generator = _networks()
+    health = measure_health(Alternating(), Alternating(), generator, health_noise(8, seed=0, samples=64))
+    assert health["teacher_class_entropy"] == pytest.approx(1.0) and health["teacher_top_class_share"] == 0.25
+
+
+def test_collapse_warning_rule():
+    monitor = HealthMonitor()
+    assert monitor.check({"teacher_top_class_share": COLLAPSE_SHARE - 0.01, "num_classes": 10}, 1) == []
+    (warning,) = monitor.check({"teacher_top_class_share": COLLAPSE_SHARE, "num_classes": 10}, 2)
+    assert "collapse" in warning and "50%" in warning
+    assert monitor.check({"teacher_top_class_share": 0.9, "num_classes": 10}, 3) == []  # still on: said once
+    assert monitor.check({"teacher_top_class_share": 0.2, "num_classes": 10}, 4) == []
+    assert len(monitor.check({"teacher_top_class_share": 0.8, "num_classes": 10}, 5)) == 1  # again after clearing
+    # Two classes: half of the samples in one class is no collapse.
+    assert HealthMonitor().check({"teacher_top_class_share": 0.9, "num_classes": 2}, 1) == []
+
+
+def test_divergence_warning_rule():
+    monitor = HealthMonitor()
+    assert monitor.check({"agreement": 0.9, "num_classes": 10}, 1) == []
+    assert monitor.check({"agreement": 0.9 - DIVERGENCE_DROP + 0.01, "num_classes": 10}, 2) == []
+    (warning,) = monitor.check({"agreement": 0.9 - DIVERGENCE_DROP, "num_classes": 10}, 3)
+    assert "diverging" in warning and "90%" in warning
+
+
+def test_a_run_records_health_in_metrics_summary_progress_and_report(digits_teacher, tmp_path, capsys):
+    from dfad.cli import main
+
+    out = tmp_path / "run"
+    code = main(["distill", "--config", "digits", "--teacher", str(digits_teacher), "--out", str(out),
+                 "distill.iterations=20", "distill.val_every=10", "distill.batch_size=32",
+                 "distill.generator.args.ngf=8", "distill.sample_grid_size=4"])
+    assert code == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    validated = [r for r in records if "accuracy" in r]
+    assert [r["iteration"] for r in validated] == [10, 20]
+    assert all(0.0 <= r["agreement"] <= 1.0 and 0.1 <= r["teacher_top_class_share"] <= 1.0 for r in validated)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agreement"] == validated[-1]["agreement"] and isinstance(summary["health_warnings"], list)
+    assert "agreement=" in capsys.readouterr().err  # the progress bar shows it
+    assert "Health (label-free)" in (out / "report.html").read_text()
