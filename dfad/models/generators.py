@@ -1,6 +1,8 @@
 """Generators that map noise z ~ N(0, I) to images in the teacher's normalised input space."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -224,38 +226,46 @@ def generator_a(nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int
     return GeneratorA(nz, ngf, channels, image_size)
 
 
-class GeneratorB(nn.Module):
-    """The authors' DCGAN-style generator for larger images (the paper's Caltech-101 / CamVid /
-    NYUv2 generator), as in their network/gan.py.
+class _ProjectedUpsampler(nn.Module):
+    """GeneratorB's body: z -> linear projection to (8·ngf, s/16, s/16) -> BatchNorm, then four
+    [x2 upsampling layer, BatchNorm, LeakyReLU(0.2)] stages with widths 8·ngf -> 4·ngf -> 2·ngf ->
+    ngf -> ngf, then `to_image`. Subclasses choose the upsampling layer and the image head."""
 
-    z -> linear projection to (8·ngf, s/16, s/16) -> BatchNorm, then four [4x4 transposed
-    convolution, stride 2, no bias -> BatchNorm -> LeakyReLU(0.2)] stages with widths
-    8·ngf -> 4·ngf -> 2·ngf -> ngf -> ngf, a 3x3 convolution to `channels` and Tanh: samples lie in
-    [-1, 1], the range of images normalised with mean 0.5 / std 0.5 (the authors' statistics for
-    these datasets). No final BatchNorm. DCGAN initialisation: (transposed) convolution and linear
-    weights N(0, 0.02), biases 0, BatchNorm weights N(1, 0.02), BatchNorm biases 0.
-    """
-
-    def __init__(self, nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128):
+    def __init__(self, nz: int, ngf: int, channels: int, image_size: int,
+                 upsample: Callable[[int, int], nn.Module], to_image: nn.Module):
         super().__init__()
         if image_size % 16:
-            raise ValueError(f"GeneratorB needs an image size divisible by 16, got {image_size}")
+            raise ValueError(f"{type(self).__name__} needs an image size divisible by 16, got {image_size}")
         self.nz, self.channels, self.image_size = nz, channels, image_size
         self.init_size = image_size // 16
         self.project = nn.Linear(nz, 8 * ngf * self.init_size**2)
         self.project_norm = nn.BatchNorm2d(8 * ngf)
         widths = [8 * ngf, 4 * ngf, 2 * ngf, ngf, ngf]
-        stages = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
-            stages += [nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
-        self.stages = nn.Sequential(*stages)
-        self.to_image = nn.Sequential(nn.Conv2d(ngf, channels, kernel_size=3, padding=1), nn.Tanh())
-        dcgan_init(self)
+        self.stages = nn.Sequential(*[layer for cin, cout in zip(widths[:-1], widths[1:]) for layer in
+                                      (upsample(cin, cout), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))])
+        self.to_image = to_image
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z.flatten(1)).view(z.shape[0], -1, self.init_size, self.init_size)
         return self.to_image(self.stages(self.project_norm(x)))
+
+
+class GeneratorB(_ProjectedUpsampler):
+    """The authors' DCGAN-style generator for larger images (the paper's Caltech-101 / CamVid /
+    NYUv2 generator), as in their network/gan.py: upsampling by 4x4 transposed convolutions
+    (stride 2, no bias), then a 3x3 convolution to `channels` and Tanh: samples lie in [-1, 1], the
+    range of images normalised with mean 0.5 / std 0.5 (the authors' statistics for these
+    datasets). No final BatchNorm. DCGAN initialisation: (transposed) convolution and linear
+    weights N(0, 0.02), biases 0, BatchNorm weights N(1, 0.02), BatchNorm biases 0.
+    """
+
+    def __init__(self, nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128):
+        def transposed(cin: int, cout: int) -> nn.Module:
+            return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False)
+
+        super().__init__(nz, ngf, channels, image_size, transposed,
+                         nn.Sequential(nn.Conv2d(ngf, channels, kernel_size=3, padding=1), nn.Tanh()))
+        dcgan_init(self)
 
 
 def dcgan_init(model: nn.Module) -> nn.Module:
@@ -276,7 +286,7 @@ def generator_b(nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int
     return GeneratorB(nz, ngf, channels, image_size)
 
 
-class GeneratorBNearest(nn.Module):
+class GeneratorBNearest(_ProjectedUpsampler):
     """dfad's earlier GeneratorB (not the authors'): GeneratorB's widths with each transposed
     convolution replaced by nearest x2 upsampling + a 3x3 convolution (with the fast formulations
     of GeneratorA's layers), PyTorch's default initialisation, and GeneratorA's final affine-free
@@ -285,24 +295,9 @@ class GeneratorBNearest(nn.Module):
     """
 
     def __init__(self, nz: int = 256, ngf: int = 64, channels: int = 3, image_size: int = 128):
-        super().__init__()
-        if image_size % 16:
-            raise ValueError(f"GeneratorBNearest needs an image size divisible by 16, got {image_size}")
-        self.nz, self.channels, self.image_size = nz, channels, image_size
-        self.init_size = image_size // 16
-        self.project = nn.Linear(nz, 8 * ngf * self.init_size**2)
-        self.project_norm = nn.BatchNorm2d(8 * ngf)
-        widths = [8 * ngf, 4 * ngf, 2 * ngf, ngf, ngf]
-        stages = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
-            stages += [NearestUpConv2d(cin, cout), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
-        self.stages = nn.Sequential(*stages)
-        self.to_image = nn.Sequential(FewOutputConv2d(ngf, channels), nn.Tanh(),
-                                      nn.BatchNorm2d(channels, affine=False))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.project(z.flatten(1)).view(z.shape[0], -1, self.init_size, self.init_size)
-        return self.to_image(self.stages(self.project_norm(x)))
+        super().__init__(nz, ngf, channels, image_size, NearestUpConv2d,
+                         nn.Sequential(FewOutputConv2d(ngf, channels), nn.Tanh(),
+                                       nn.BatchNorm2d(channels, affine=False)))
 
 
 @MODELS.register("generator_b_nearest")
