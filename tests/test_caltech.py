@@ -51,6 +51,7 @@ def test_missing_caltech_names_the_layout(tmp_path):
         DATASETS.build("caltech101", root=tmp_path)
 
 
+@pytest.mark.slow
 def test_caltech_config_runs_its_real_code_path(caltech_root, tmp_path):
     tiny = ["data.image_size=32", "data.eval_batch_size=4", "teacher.iterations=2", "teacher.batch_size=4",
             "teacher.val_every=2", "distill.iterations=2", "distill.batch_size=4", "distill.val_every=2",

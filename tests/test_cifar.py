@@ -94,7 +94,7 @@ TINY_CIFAR = ["teacher.iterations=2", "teacher.batch_size=4", "teacher.val_every
               "data.eval_batch_size=5", "distill.generator.args.ngf=8"]
 
 
-@pytest.mark.parametrize("config", ["cifar10", "cifar10_cpu"])
+@pytest.mark.parametrize("config", [pytest.param("cifar10", marks=pytest.mark.slow), "cifar10_cpu"])
 def test_cifar_configs_run_their_real_code_path(cifar10_pickles, tmp_path, config):
     """A few iterations at tiny sizes: teacher training with augmentation, then DFAD, KD and RANDOM."""
     root, _ = cifar10_pickles
@@ -102,6 +102,7 @@ def test_cifar_configs_run_their_real_code_path(cifar10_pickles, tmp_path, confi
     assert all(summaries[m]["iterations"] == 2 for m in ("dfad", "kd", "random"))
 
 
+@pytest.mark.slow
 def test_cifar100_config_runs_its_real_code_path(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()

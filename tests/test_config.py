@@ -20,6 +20,29 @@ def test_shipped_mnist_config_is_the_paper_recipe():
     assert (g.name, g.lr) == ("adam", 1e-3)
 
 
+def test_defaults_without_a_config_file_are_dfads():
+    """What a run without --config uses (the shipped YAMLs state k themselves): the paper's k = 5,
+    the authors' train-mode student BatchNorm in the generation step."""
+    d = load_config(None).distill
+    assert (d.method, d.imitation_steps, d.generation_student_bn) == ("dfad", 5, "train")
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_generation_student_bn_reaches_the_method(mode):
+    import torch
+
+    from dfad.data import DatasetInfo
+    from dfad.models import build_model
+    from dfad.runs import build_distillation
+    from dfad.tasks import Classification
+
+    cfg = load_config("digits", [f"distill.generation_student_bn={mode}", "distill.generator.args.ngf=4"])
+    info = DatasetInfo("digits", 10, 1, 8, (0.5,), (0.5,))
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
+    method = build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
+    assert method.generation_student_bn == mode
+
+
 def test_yaml_only_states_what_differs(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("distill:\n  batch_size: 64\n")
@@ -49,6 +72,7 @@ def test_a_new_model_replaces_the_default_arguments():
     ("distill.batch_sise=3", "unknown key 'distill.batch_sise' (did you mean 'batch_size'?)"),
     ("distill.batch_size=-1", "distill.batch_size must be positive, got -1"),
     ("distill.imitation_steps=0", "distill.imitation_steps must be positive, got 0"),
+    ("distill.generation_student_bn=batch", "distill.generation_student_bn must be 'train' or 'eval', got 'batch'"),
     ("distill.batch_size=1.5", "distill.batch_size must be an integer"),
     ("distill.student.arch=lenet6", "unknown model 'lenet6' (did you mean 'lenet5'?)"),
     ("data.name=mnits", "unknown dataset 'mnits' (did you mean 'mnist'?)"),

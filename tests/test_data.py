@@ -33,6 +33,7 @@ def test_missing_mnist_names_the_files_and_the_fix(tmp_path):
         DATASETS.build("mnist", root=tmp_path, train=False)
 
 
+@pytest.mark.slow
 def test_mnist_loads_from_a_prepared_root(prepared_data_root):
     test = DATASETS.build("mnist", root=prepared_data_root, train=False)
     train = DATASETS.build("mnist", root=prepared_data_root, train=True)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dfad.cli import main
 
 FAST = ["teacher.iterations=100", "distill.iterations=20", "distill.val_every=10"]
 
 
+@pytest.mark.slow
 def test_demo_prints_the_table_and_reuses_the_cached_teacher(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "first"), "--quiet", *FAST]) == 0
     first = capsys.readouterr().out

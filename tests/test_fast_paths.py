@@ -24,7 +24,7 @@ def load_benchmark(name: str):
 SGD_GENERATOR = ["distill.generator_optimizer={name: sgd, lr: 0.01, momentum: 0.9}"]
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"])
 def test_engine_iterations_equal_the_plain_loop(compiled):
     """Eager: channels_last + sub-pixel generator. Compiled: torch.compile + per-tap generator."""
     throughput = load_benchmark("throughput")

@@ -21,6 +21,7 @@ def test_the_readme_marks_its_examples():
     assert [kind for kind, _ in examples()] == ["bash", "python"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, code", examples(), ids=[kind for kind, _ in examples()])
 def test_readme_example_runs_as_written(kind, code, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -38,6 +38,7 @@ def images_of(page: str, folder: Path) -> dict[str, bytes]:
     return found
 
 
+@pytest.mark.slow
 def test_every_distillation_writes_a_complete_self_contained_report(digits_run):
     page = (digits_run / "report.html").read_text()
     images = images_of(page, digits_run)
@@ -56,6 +57,7 @@ def test_teacher_training_runs_get_a_report_too(digits_teacher):
     assert "dfad teacher training" in page and "learning curves" in page
 
 
+@pytest.mark.slow
 def test_dfad_report_rebuilds_the_page_from_the_run_folder(digits_run, capsys):
     report = digits_run / "report.html"
     before = report.read_text()
@@ -80,6 +82,7 @@ def test_collapse_warning_flags_one_dominant_class_only():
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package 'chromium')")
 def test_report_renders_in_headless_chromium(digits_run, tmp_path):
     """The browser loads the page and decodes every embedded image (naturalWidth > 0)."""

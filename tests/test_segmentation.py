@@ -173,6 +173,7 @@ def test_missing_segmentation_data_names_the_fix(tmp_path):
         DATASETS.build("nyuv2", root=tmp_path)
 
 
+@pytest.mark.slow
 def test_camvid_reads_the_offline_copy(prepared_data_root):
     test = DATASETS.build("camvid", root=prepared_data_root, train=False, scale=0.25)
     assert len(test) == 233 and test.images.shape[1:] == (3, 90, 120)
@@ -183,6 +184,7 @@ TINY_SEGMENTATION = ["data.image_size=32", "data.shorter_side=36", "data.eval_ba
                      "distill.sample_grid_size=2", "distill.generator.args.ngf=4", "distill.nz=8"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["camvid", "nyuv2"])
 def test_segmentation_configs_run_their_real_code_path(tmp_path, config):
     """Teacher training (crops + flips), then DFAD and KD at tiny sizes: finite losses, mIoU in range."""

@@ -1,0 +1,487 @@
+"""Mutation check: do the tests fail when the code they guard is broken?
+
+Each mutation below replaces one exact snippet of the library with a broken variant. The script
+applies every mutation ALONE to a fresh temporary copy of the repository, runs the tests chosen to
+catch it there (PYTHONPATH and the working directory point at the copy, so the copy's `dfad` is
+the one imported, by pytest and by every subprocess a test starts), and reports:
+
+    caught     every selected test failed
+    PARTLY     some selected tests failed, others passed or were skipped
+    SURVIVED   no selected test failed
+    error      the snippet is not in the current source, the mutated file does not compile,
+               pytest could not run the selection, or it ran out of time
+
+Before the mutations, the union of all selections runs once on an unmutated copy and must pass:
+a test that already fails would "catch" anything.
+
+A snippet that is no longer in the source (code refactored) is an error, never a silent pass:
+update the entry (and check its tests still catch it) rather than deleting it.
+
+    python tests/mutations.py                  # all mutations (~5 minutes on 2 idle cores)
+    python tests/mutations.py --only NAME ...  # some of them
+    python tests/mutations.py --list           # names, files and selections
+    python tests/mutations.py --update-readme  # also record the results in tests/README.md
+
+Not part of the pytest run (the file name does not match test_*.py). Exit status 0 when every
+mutation run was caught.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "tests" / "README.md"
+# Top-level entries not needed by the tests (or large); everything else is copied.
+NOT_COPIED = {".git", ".pytest_cache", ".benchmarks", "results", "runs", "data", "build", "dist", ".venv"}
+IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", "*.pyc")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str  # relative to the repository root
+    original: str  # must occur exactly once in the file
+    mutated: str
+    tests: tuple[str, ...]  # pytest node ids (a name without [params] selects every parametrization)
+    what: str  # the bug it stands for, for the report
+
+
+UR = "tests/test_update_rule.py::"
+MODELS = "tests/test_registry_and_models.py::"
+SUBPIXEL = (MODELS + "test_nearest_up_conv_matches_upsample_then_conv_in_value_and_gradient[subpixel]",
+            MODELS + "test_generator_fast_formulations_are_the_same_function_and_gradient[False-subpixel]",
+            MODELS + "test_generator_fast_formulations_are_the_same_function_and_gradient[True-subpixel]")
+TAPS = (MODELS + "test_nearest_up_conv_matches_upsample_then_conv_in_value_and_gradient[taps]",
+        MODELS + "test_generator_fast_formulations_are_the_same_function_and_gradient[False-taps]",
+        MODELS + "test_generator_fast_formulations_are_the_same_function_and_gradient[True-taps]")
+DFAD_STEP = """        self.teacher.eval()
+        self.student.train()
+        self.generator.train()
+        student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
+        generator_loss = self.generation_step()
+        return {"student_loss": fmean(student_losses), "generator_loss": generator_loss}"""
+
+MUTATIONS = [
+    # --- found surviving by the hand check; caught by tests added for them ---
+    Mutation(
+        "default-imitation-steps-1", "dfad/config.py",
+        "    imitation_steps: int = 5  # student updates per generator update",
+        "    imitation_steps: int = 1  # student updates per generator update",
+        ("tests/test_config.py::test_defaults_without_a_config_file_are_dfads",
+         "tests/test_your_model.py::test_data_free_cli_run_without_a_config_takes_five_imitation_steps_per_generator_step"),
+        "k = 1 by default (every shipped YAML states k = 5; a run without --config does not)"),
+    Mutation(
+        "teacher-train-mode-during-steps", "dfad/methods/dfad.py", DFAD_STEP,
+        DFAD_STEP.replace("self.teacher.eval()", "self.teacher.train()").replace(
+            "        return {", "        self.teacher.eval()\n        return {"),
+        (UR + "test_teacher_with_batchnorm_is_unchanged_by_training",
+         "tests/test_your_model.py::test_python_api_distills_a_torchvision_teacher_into_a_registry_student"),
+        "teacher in train mode during the steps, back in eval mode after: its BatchNorm statistics drift"),
+    Mutation(
+        "generation-step-minus-l1", "dfad/methods/dfad.py",
+        'self.update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))',
+        'self.update("generator", -self.task.discrepancy(student_out.float(), teacher_out.float()))',
+        (UR + "test_segmentation_generation_step_minimises_minus_log_of_l1_plus_one",),
+        "the generation step ignores the task's generator loss (segmentation trains with -L1)"),
+    # --- the generation step's student BatchNorm mode (distill.generation_student_bn) ---
+    Mutation(
+        "generation-student-bn-eval-ignored", "dfad/methods/dfad.py",
+        '        self.student.train(self.generation_student_bn == "train")',
+        "        self.student.train()",
+        (UR + "test_generation_step_with_eval_mode_bn_uses_the_students_running_statistics_and_keeps_them",),
+        'generation_student_bn="eval" behaves as "train"'),
+    Mutation(
+        "generation-student-bn-train-ignored", "dfad/methods/dfad.py",
+        '        self.student.train(self.generation_student_bn == "train")',
+        "        self.student.train(False)",
+        (UR + "test_generation_step_with_train_mode_bn_moves_the_students_statistics_not_its_weights",),
+        'generation_student_bn="train" behaves as "eval"'),
+    Mutation(
+        "generation-student-left-in-eval-mode", "dfad/methods/dfad.py",
+        "        finally:\n            self.student.train()\n",
+        "        finally:\n            pass\n",
+        (UR + "test_generation_step_with_eval_mode_bn_uses_the_students_running_statistics_and_keeps_them",),
+        "the student stays in eval mode after an eval-mode generation step"),
+    Mutation(
+        "generation-student-bn-config-dropped", "dfad/runs.py",
+        '        extra["generation_student_bn"] = dc.generation_student_bn',
+        "        pass",
+        ("tests/test_config.py::test_generation_student_bn_reaches_the_method[eval]",),
+        "distill.generation_student_bn never reaches the method"),
+    # --- already caught before the hand check ---
+    Mutation(
+        "generator-loss-sign", "dfad/tasks.py",
+        "        return -self.discrepancy(student_logits, teacher_logits)",
+        "        return self.discrepancy(student_logits, teacher_logits)",
+        (UR + "test_losses_are_l1_and_minus_l1", UR + "test_generation_step_raises_discrepancy_on_its_batch"),
+        "the generator minimises the discrepancy instead of maximising it"),
+    Mutation(
+        "teacher-train-mode", "dfad/methods/dfad.py", DFAD_STEP,
+        DFAD_STEP.replace("self.teacher.eval()", "self.teacher.train()"),
+        (UR + "test_teacher_is_frozen_and_bit_identical_after_training",
+         UR + "test_teacher_with_batchnorm_is_unchanged_by_training"),
+        "teacher in train mode for good"),
+    Mutation(
+        "trainable-teacher", "dfad/methods/base.py",
+        "        p.requires_grad_(False)\n    return model",
+        "        p.requires_grad_(True)\n    return model",
+        (UR + "test_teacher_is_frozen_and_bit_identical_after_training",
+         UR + "test_teacher_with_batchnorm_is_unchanged_by_training"),
+        "the teacher's parameters require gradients"),
+    Mutation(
+        "no-generation-step", "dfad/methods/dfad.py",
+        "        generator_loss = self.generation_step()",
+        "        generator_loss = 0.0",
+        (UR + "test_each_step_draws_a_fresh_noise_batch",),
+        "an iteration skips the generation step"),
+    Mutation(
+        "imitation-without-no-grad", "dfad/methods/dfad.py",
+        "        with torch.no_grad(), self.autocast():\n            images = self.generate(self.noise())",
+        "        with self.autocast():\n            images = self.generate(self.noise())",
+        (UR + "test_imitation_step_updates_only_the_student",),
+        "the imitation step builds a graph through the generator (and fills its gradients)"),
+    Mutation(
+        "one-noise-batch-for-imitation", "dfad/methods/dfad.py",
+        "            images = self.generate(self.noise())\n            teacher_out = self.teacher(images)",
+        '            images = self.generate(self.__dict__.setdefault("_first_z", self.noise()))\n'
+        "            teacher_out = self.teacher(images)",
+        (UR + "test_each_step_draws_a_fresh_noise_batch",),
+        "every imitation step reuses the first noise batch"),
+    Mutation(
+        "mse-instead-of-l1", "dfad/tasks.py",
+        "        return F.l1_loss(student_logits, teacher_logits)",
+        "        return F.mse_loss(student_logits, teacher_logits)",
+        (UR + "test_losses_are_l1_and_minus_l1",
+         "tests/test_segmentation.py::test_generator_loss_is_minus_log_of_l1_plus_one"),
+        "the discrepancy is MSE, not L1"),
+    Mutation(
+        "segmentation-loss-minus-l1", "dfad/tasks.py",
+        "        return -torch.log(self.discrepancy(student_logits, teacher_logits) + 1)",
+        "        return -self.discrepancy(student_logits, teacher_logits)",
+        ("tests/test_segmentation.py::test_generator_loss_is_minus_log_of_l1_plus_one",
+         UR + "test_segmentation_generation_step_minimises_minus_log_of_l1_plus_one"),
+        "segmentation's generator loss is -L1, not -log(L1 + 1)"),
+    Mutation(
+        "phase-kernels-rows-swapped", "dfad/models/generators.py",
+        "    rows = (torch.stack([w0, w1 + w2], 2), torch.stack([w0 + w1, w2], 2))",
+        "    rows = (torch.stack([w0 + w1, w2], 2), torch.stack([w0, w1 + w2], 2))",
+        SUBPIXEL, "sub-pixel path: even and odd output rows take each other's kernel rows"),
+    Mutation(
+        "phase-kernels-odd-column", "dfad/models/generators.py",
+        "        kernels += [torch.stack([c0, c1 + c2], 3), torch.stack([c0 + c1, c2], 3)]",
+        "        kernels += [torch.stack([c0, c1 + c2], 3), torch.stack([c0, c1 + c2], 3)]",
+        SUBPIXEL, "sub-pixel path: odd output columns use the even columns' kernel"),
+    Mutation(
+        "combine-taps-even-rows-shift", "dfad/models/generators.py",
+        "    even_rows = padded[:, :-2, :, 0] + padded[:, 1:-1, :, 1] + padded[:, 1:-1, :, 2]",
+        "    even_rows = padded[:, 1:-1, :, 0] + padded[:, 1:-1, :, 1] + padded[:, 1:-1, :, 2]",
+        TAPS, "per-tap path: the top tap of even rows reads row i instead of i - 1"),
+    Mutation(
+        "combine-taps-odd-cols-shift", "dfad/models/generators.py",
+        "    odd_cols = rows[:, :, :, 1:-1, 0] + rows[:, :, :, 1:-1, 1] + rows[:, :, :, 2:, 2]",
+        "    odd_cols = rows[:, :, :, 1:-1, 0] + rows[:, :, :, 1:-1, 1] + rows[:, :, :, 1:-1, 2]",
+        TAPS, "per-tap path: the right tap of odd columns reads column j instead of j + 1"),
+    Mutation(
+        "few-output-conv-taps-transposed", "dfad/models/generators.py",
+        "            dy, dx = divmod(tap, 3)",
+        "            dx, dy = divmod(tap, 3)",
+        (MODELS + "test_generator_fast_formulations_are_the_same_function_and_gradient[False-subpixel]",
+         MODELS + "test_generator_fast_formulations_are_the_same_function_and_gradient[False-taps]"),
+        "FewOutputConv2d (the image layer) applies the transposed 3x3 kernel"),
+    # --- caught by assertions strengthened from "a file exists / a value in [0, 1]" ---
+    Mutation(
+        "teacher-metric-of-the-student", "dfad/runs.py",
+        "    teacher_metric = measure(teacher) if measure is not None else None",
+        "    teacher_metric = measure(student) if measure is not None else None",
+        ("tests/test_your_model.py::test_python_api_distills_a_torchvision_teacher_into_a_registry_student",),
+        "the summary's teacher metric is measured on another model"),
+    Mutation(
+        "tensorboard-without-steps", "dfad/engine/tensorboard.py",
+        "                self.writer.add_scalar(key, value, step)",
+        "                self.writer.add_scalar(key, value)",
+        ("tests/test_your_model.py::test_python_api_takes_a_student_module_and_validates_inputs_up_front",),
+        "TensorBoard scalars written without their iteration"),
+    Mutation(
+        "reproduce-mean-is-max", "dfad/reproduce.py",
+        '            "mean": statistics.fmean(values),',
+        '            "mean": max(values),',
+        ("tests/test_baselines.py::test_reproduce_writes_the_table_and_reuses_finished_runs",),
+        "a table row reports the best seed instead of the mean over seeds"),
+    Mutation(
+        "sample-grid-half-the-noise", "dfad/methods/dfad.py",
+        "            return self.generator(self.grid_noise)",
+        "            return self.generator(self.grid_noise[: len(self.grid_noise) // 2])",
+        (UR + "test_sample_images_leave_training_state_untouched",
+         "tests/test_cli.py::test_run_folder_is_self_describing"),
+        "sample grids show half of distill.sample_grid_size images"),
+    Mutation(
+        "sample-grid-noise-redrawn", "dfad/methods/dfad.py",
+        "            return self.generator(self.grid_noise)",
+        "            self.grid_noise = torch.randn(self.grid_noise.shape, generator=torch.Generator().manual_seed(\n"
+        "                int(self.grid_noise.abs().sum() * 1000)))\n"
+        "            return self.generator(self.grid_noise)",
+        (UR + "test_sample_images_leave_training_state_untouched",),
+        "each validation's sample grid draws new noise (without touching the training RNG)"),
+    Mutation(
+        "summary-command-not-retypable", "dfad/provenance.py",
+        '        program = "python -m dfad"',
+        '        program = f"python {program}"',
+        ("tests/test_cli.py::test_tiny_digits_distillation_beats_chance_by_far",),
+        "the summary's command is not the one the user typed (python -m dfad)"),
+    Mutation(
+        "resume-repeats-an-iteration", "dfad/engine/loop.py",
+        '        first = saved["iteration"] + 1',
+        '        first = saved["iteration"]',
+        ("tests/test_resume.py::test_crashed_run_resumes_bit_identically",),
+        "a resumed run repeats the last saved iteration"),
+]
+
+
+def check_snippets(mutations: list[Mutation]) -> list[str]:
+    """Problems that make a mutation meaningless: snippet absent or ambiguous, result not Python."""
+    problems = []
+    for m in mutations:
+        path = ROOT / m.file
+        if not path.is_file():
+            problems.append(f"{m.name}: {m.file} does not exist")
+            continue
+        source = path.read_text()
+        count = source.count(m.original)
+        if count != 1:
+            problems.append(f"{m.name}: the original snippet occurs {count} times in {m.file} (must be once); "
+                            f"the code changed: update the entry\n    snippet: {m.original!r}")
+            continue
+        if m.mutated == m.original:
+            problems.append(f"{m.name}: the mutated snippet equals the original")
+            continue
+        try:
+            compile(source.replace(m.original, m.mutated), str(path), "exec")
+        except SyntaxError as exc:
+            problems.append(f"{m.name}: the mutated {m.file} does not compile ({exc})")
+    return problems
+
+
+def make_copy(dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for entry in ROOT.iterdir():
+        if entry.name in NOT_COPIED or entry.name.endswith(".egg-info"):
+            continue
+        target = dest / entry.name
+        if entry.is_symlink():
+            target.symlink_to(os.readlink(entry))  # e.g. configs -> dfad/configs, relative
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, ignore=IGNORED)
+        else:
+            shutil.copy2(entry, target)
+    # Records each test's outcome by node id (a plugin, so nothing in the copy's tests changes).
+    (dest / "_mutation_outcomes.py").write_text(OUTCOME_PLUGIN)
+
+
+OUTCOME_PLUGIN = '''
+import json, os
+_outcomes = {}
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _outcomes[report.nodeid] = "failed"
+    elif report.skipped and report.nodeid not in _outcomes:
+        _outcomes[report.nodeid] = "skipped"
+    elif report.when == "call" and report.nodeid not in _outcomes:
+        _outcomes[report.nodeid] = "passed"
+
+def pytest_sessionfinish(session):
+    with open(os.environ["DFAD_MUTATION_OUTCOMES"], "w") as f:
+        json.dump(_outcomes, f)
+'''
+
+
+def copy_env(copy: Path) -> dict[str, str]:
+    env = {**os.environ}
+    env["PYTHONPATH"] = os.pathsep.join([str(copy), *filter(None, [env.get("PYTHONPATH")])])
+    # conftest.py finds the offline datasets next to the project root; the copy has none there.
+    env.setdefault("DFAD_TEST_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
+    return env
+
+
+def run_tests(copy: Path, tests: list[str], timeout: float) -> tuple[str, dict[str, str], str, float]:
+    """(status, outcome per node id, output tail, seconds); status: ran | timeout | pytest exit N."""
+    outcomes_file = copy / "_outcomes.json"
+    env = {**copy_env(copy), "DFAD_MUTATION_OUTCOMES": str(outcomes_file)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "_mutation_outcomes", "-p", "no:cacheprovider",
+               "--no-header", "-rN", "--tb=line", *tests]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        return f"timeout after {timeout:.0f} s", {}, partial[-3000:], time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    output = (done.stdout + done.stderr)[-3000:]
+    outcomes = json.loads(outcomes_file.read_text()) if outcomes_file.is_file() else {}
+    # 0: all passed, 1: some failed; anything else (collection error, unknown node id) is no verdict.
+    status = "ran" if done.returncode in (0, 1) else f"pytest exit {done.returncode}"
+    return status, outcomes, output, seconds
+
+
+def select(outcomes: dict[str, str], wanted: str) -> dict[str, str]:
+    return {k: v for k, v in outcomes.items() if k == wanted or k.startswith(wanted + "[")}
+
+
+def imported_dfad(copy: Path) -> str:
+    done = subprocess.run([sys.executable, "-c", "import dfad; print(dfad.__file__)"], cwd=copy,
+                          env=copy_env(copy), capture_output=True, text=True, timeout=300)
+    return done.stdout.strip() or done.stderr[-500:]
+
+
+def git_state() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"{commit} + uncommitted changes" if dirty else commit
+
+
+def verdict(m: Mutation, status: str, outcomes: dict[str, str]) -> tuple[str, list[str]]:
+    """(result, failing node ids)."""
+    if status != "ran":
+        return f"error ({status})", []
+    per_test = {t: select(outcomes, t) for t in m.tests}
+    missing = [t for t, found in per_test.items() if not found]
+    if missing:
+        return f"error (not run: {', '.join(missing)})", []
+    results = [v for found in per_test.values() for v in found.values()]
+    failing = sorted(k for found in per_test.values() for k, v in found.items() if v == "failed")
+    if all(v == "failed" for v in results):
+        return "caught", failing
+    return ("PARTLY caught" if failing else "SURVIVED"), failing
+
+
+def update_readme(rows: list[tuple[Mutation, str, float]], stamp: str, total: float) -> None:
+    start, end = "<!-- mutation-results:start -->", "<!-- mutation-results:end -->"
+    text = README.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{README} lacks the {start} / {end} markers")
+    lines = [start, "", f"Last run: {stamp}; {sum(r == 'caught' for _, r, _ in rows)} of {len(rows)} caught, "
+             f"{total / 60:.1f} minutes in all.", "",
+             "| mutation | file | what it breaks | tests that catch it | result |", "| --- | --- | --- | --- | --- |"]
+    for m, result, seconds in rows:
+        tests = "<br>".join(f"`{t.split('::')[0].removeprefix('tests/')}::{t.split('::')[1]}`" for t in m.tests)
+        lines.append(f"| `{m.name}` | `{m.file}` | {m.what} | {tests} | {result} ({seconds:.0f} s) |")
+    lines += ["", end]
+    before, rest = text.split(start, 1)
+    README.write_text(before + "\n".join(lines) + rest.split(end, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutations only")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the selections")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run (default 900)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their paths are printed)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="write the results table into tests/README.md (all mutations only)")
+    args = parser.parse_args(argv)
+
+    names = [m.name for m in MUTATIONS]
+    assert len(set(names)) == len(names), "duplicate mutation names"
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            parser.error(f"unknown mutation(s) {', '.join(unknown)}; see --list")
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    if args.update_readme and len(chosen) != len(MUTATIONS):
+        parser.error("--update-readme records a run of every mutation; drop --only")
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}  ({m.file}): {m.what}")
+            for t in m.tests:
+                print(f"    {t}")
+        return 0
+
+    problems = check_snippets(chosen)
+    if problems:
+        print("error: the mutation list does not match the current source:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 2
+
+    stamp = f"{time.strftime('%Y-%m-%d %H:%M')}, commit {git_state()}"
+    work = Path(tempfile.mkdtemp(prefix="dfad-mutations-"))
+    began = time.perf_counter()
+    failed_baseline: set[str] = set()
+    try:
+        if not args.no_baseline:
+            copy = work / "baseline"
+            make_copy(copy)
+            where = imported_dfad(copy)
+            if not where.startswith(str(copy)):
+                print(f"error: the copy imports dfad from {where}, not from {copy}", file=sys.stderr)
+                return 2
+            union = list(dict.fromkeys(t for m in chosen for t in m.tests))
+            status, outcomes, output, seconds = run_tests(copy, union, args.timeout)
+            not_passing = {k: v for k, v in outcomes.items() if v != "passed"}
+            missing = [t for t in union if not select(outcomes, t)]
+            print(f"baseline (no mutation): {len(outcomes)} tests, {seconds:.0f} s, "
+                  f"{'all passed' if status == 'ran' and not not_passing and not missing else 'NOT all passed'}")
+            if status != "ran" or not_passing or missing:
+                for k, v in not_passing.items():
+                    print(f"  {v}: {k}")
+                for t in missing:
+                    print(f"  not run: {t}")
+                if status != "ran":
+                    print(f"  {status}\n{output}")
+                failed_baseline = set(not_passing) | set(missing)
+                if status != "ran" or missing:
+                    return 2
+        rows = []
+        for i, m in enumerate(chosen, 1):
+            copy = work / m.name
+            make_copy(copy)
+            path = copy / m.file
+            path.write_text(path.read_text().replace(m.original, m.mutated))
+            status, outcomes, output, seconds = run_tests(copy, list(m.tests), args.timeout)
+            result, failing = verdict(m, status, outcomes)
+            if any(select({k: "" for k in failed_baseline}, t) for t in m.tests):
+                result = "error (a selected test fails without the mutation)"
+            rows.append((m, result, seconds))
+            print(f"[{i}/{len(chosen)}] {m.name}: {result} ({seconds:.0f} s)")
+            if result != "caught":
+                for t in m.tests:
+                    for k, v in select(outcomes, t).items():
+                        print(f"    {v}: {k}")
+                if result.startswith("error"):
+                    print("    " + output.replace("\n", "\n    "))
+            if not args.keep:
+                shutil.rmtree(copy, ignore_errors=True)
+    finally:
+        if args.keep:
+            print(f"copies kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - began
+    caught = sum(r == "caught" for _, r, _ in rows)
+    print(f"\n{caught} of {len(rows)} mutations caught in {total / 60:.1f} minutes ({stamp})")
+    for m, result, _ in rows:
+        if result != "caught":
+            print(f"  {result}: {m.name} ({m.file})")
+    if args.update_readme:
+        update_readme(rows, stamp, total)
+        print(f"results written to {README}")
+    return 0 if caught == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
