@@ -243,7 +243,100 @@ MUTATIONS = [
         '        first = saved["iteration"]',
         ("tests/test_resume.py::test_crashed_run_resumes_bit_identically",),
         "a resumed run repeats the last saved iteration"),
+    Mutation(
+        "fidelity-config-drift", "dfad/configs/nyuv2.yaml",
+        "  generator_schedule: {name: multistep, milestones: [4950, 9950, 14950], gamma: 0.3}",
+        "  generator_schedule: {name: multistep, milestones: [4950, 9950, 14950], gamma: 0.1}",
+        ("tests/test_fidelity.py::test_the_table_states_what_each_config_holds[nyuv2]",),
+        "a paper config drifts from docs/fidelity.md (NYUv2's generator decays by 0.1, not 0.3)"),
+    Mutation(
+        "generator-b-without-dcgan-init", "dfad/models/generators.py",
+        "        dcgan_init(self)\n",
+        "\n",
+        ("tests/test_segmentation.py::test_generator_b_is_the_authors_dcgan_generator",),
+        "GeneratorB keeps PyTorch's default initialisation instead of DCGAN's"),
+    Mutation(
+        "generator-b-final-batchnorm", "dfad/models/generators.py",
+        "nn.Sequential(nn.Conv2d(ngf, channels, kernel_size=3, padding=1), nn.Tanh()))",
+        "nn.Sequential(nn.Conv2d(ngf, channels, kernel_size=3, padding=1), nn.Tanh(),\n"
+        "                                       nn.BatchNorm2d(channels, affine=False)))",
+        ("tests/test_segmentation.py::test_generator_b_is_the_authors_dcgan_generator",),
+        "GeneratorB ends with a BatchNorm (dfad's earlier generator), not at Tanh"),
+    Mutation(
+        "mobilenet-dilation-rule", "dfad/models/deeplab.py",
+        "            stride, dilation = 1, rate\n",
+        "            stride, dilation = 1, rate * 2\n",
+        ("tests/test_segmentation.py::test_deeplab_networks_have_the_authors_strides_and_atrous_rates",),
+        "the student's MobileNetV2 dilates each group by the rate after it, not before (not the authors' rule)"),
+    Mutation(
+        "focal-loss-gamma-1", "dfad/tasks.py",
+        "ignore_index: int = -100, gamma: float = 2.0)",
+        "ignore_index: int = -100, gamma: float = 1.0)",
+        ("tests/test_segmentation.py::test_focal_loss_is_the_authors",),
+        "the segmentation teacher's focal loss uses gamma 1, not the authors' 2"),
+    Mutation(
+        "shorter-side-ignored", "dfad/data/segmentation.py",
+        "        scale = shorter_side / min(images_t.shape[-2:])\n",
+        "        pass\n",
+        ("tests/test_segmentation.py::test_shorter_side_resizes_whole_frames_like_torchvisions_resize",),
+        "data.shorter_side does not resize the frames"),
+    Mutation(
+        "caltech-split-rounds", "dfad/data/caltech.py",
+        "        n_test = min(max(int(len(members) * test_fraction), 2), len(members) - 1)\n",
+        "        n_test = min(max(round(len(members) * test_fraction), 1), len(members) - 1)\n",
+        ("tests/test_caltech.py::test_split_is_stratified_disjoint_and_fixed",
+         "tests/test_caltech.py::test_stratified_split_covers_every_sample_once"),
+        "Caltech-101 test counts rounded (at least 1), not the authors' rounded-down (at least 2)"),
+    Mutation(
+        "schedule-identity-reads-every-field", "dfad/runs.py",
+        "    return {k: v for k, v in flat.items() if k not in unread}\n",
+        "    return dict(flat)\n",
+        ("tests/test_resume.py::test_run_identity_ignores_what_a_run_does_not_depend_on",),
+        "a run made with a cosine schedule counts as different when unused milestones change"),
+    Mutation(
+        "skipped-fp16-step-advances-schedule", "dfad/methods/base.py",
+        "            if not steps or skips < steps:\n",
+        "            if True:\n",
+        ("tests/test_precision.py::test_a_step_the_scaler_skips_does_not_advance_that_models_schedule",),
+        "a step the fp16 gradient scaler skipped still advances that model's learning-rate schedule"),
+    Mutation(
+        "bn-statistics-not-averaged-over-ranks", "dfad/engine/loop.py",
+        "                distributed.average_buffers(model)\n",
+        "                pass\n",
+        ("tests/test_distributed.py::test_ranks_stay_identical_and_each_step_reduces_only_its_own_model",),
+        "under torchrun each rank keeps its own BatchNorm running statistics"),
+    Mutation(
+        "nan-stops-only-its-rank", "dfad/engine/loop.py",
+        "            diverged = distributed.first_non_finite(losses)",
+        "            diverged = SINGLE.first_non_finite(losses)",
+        ("tests/test_distributed.py::test_nan_loss_on_one_rank_stops_every_rank_with_the_same_message",),
+        "a NaN/Inf loss on one rank stops that rank alone (the others hang or fail differently)"),
+    Mutation(
+        "health-leaves-batchnorm-moved", "dfad/health.py",
+        "                for b, value in zip(m.buffers(), saved):\n                    b.copy_(value)\n",
+        "                pass\n",
+        ("tests/test_health.py::test_agreement_is_one_for_a_copy_of_the_teacher_and_nothing_changes",),
+        "measuring health moves the generator's BatchNorm statistics (training would change)"),
+    Mutation(
+        "health-warning-repeated", "dfad/health.py",
+        "        new = [message for kind, message in found.items() if kind not in self.active]\n",
+        "        new = list(found.values())\n",
+        ("tests/test_health.py::test_collapse_warning_rule",),
+        "a health warning is printed at every validation instead of once when it starts"),
+    Mutation(
+        "health-not-recorded", "dfad/engine/loop.py",
+        '                    record.update({k: v for k, v in health.items() if k != "num_classes"})\n',
+        "                    pass\n",
+        ("tests/test_health.py::test_a_run_records_health_in_metrics_summary_progress_and_report",),
+        "the health signal is measured but not written to metrics, summary and report"),
+    Mutation(
+        "own-student-program-not-written", "dfad/runs.py",
+        "        write_student_program(run.path, student)\n",
+        "        pass\n",
+        ("tests/test_export.py::test_a_run_with_your_own_student_class_keeps_its_program",),
+        "a run whose student dfad cannot rebuild leaves nothing that `dfad export` can start from"),
 ]
+
 
 
 def check_snippets(mutations: list[Mutation]) -> list[str]:

@@ -23,6 +23,7 @@ def torchrun(*args: str, nproc: int = 2, timeout: int = 600) -> subprocess.Compl
                           timeout=timeout, cwd=PROJECT_ROOT)
 
 
+@pytest.mark.slow  # starts torchrun
 def test_ranks_stay_identical_and_each_step_reduces_only_its_own_model(digits_teacher, tmp_path):
     iterations = 3
     result = torchrun(str(PROJECT_ROOT / "tests" / "helpers" / "ddp_worker.py"), str(digits_teacher),
@@ -52,6 +53,7 @@ def test_ranks_stay_identical_and_each_step_reduces_only_its_own_model(digits_te
     assert rank0["all_reduce_sizes"] == rank1["all_reduce_sizes"] == per_iteration * iterations
 
 
+@pytest.mark.slow  # starts torchrun
 def test_nan_loss_on_one_rank_stops_every_rank_with_the_same_message(digits_teacher, tmp_path):
     """Rank 1 alone sees a NaN at iteration 3: both ranks stop there, print the same one-line
     error (naming the loss, iteration, rank and rank 0's last checkpoint) and exit with 2."""
@@ -103,6 +105,7 @@ def test_sync_batchnorm_alone_changes_nothing(digits_teacher):
     assert torch.nn.BatchNorm2d in layers and torch.nn.SyncBatchNorm not in layers
 
 
+@pytest.mark.slow  # starts torchrun
 def test_two_process_run_matches_a_single_process_run(digits_teacher, tmp_path):
     """Same global batch (each rank draws half of it): the same result up to sampling noise.
     Measured on 2 cores, 150 iterations, teacher 0.964: seed 0 single 0.924 / two processes 0.920,
@@ -124,6 +127,7 @@ def test_two_process_run_matches_a_single_process_run(digits_teacher, tmp_path):
     assert len(lines) == len({json.loads(line)["iteration"] for line in lines})
 
 
+@pytest.mark.slow  # starts torchrun
 def test_distributed_run_resumes_exactly_after_sigterm(digits_teacher, tmp_path):
     """SIGTERM to torchrun reaches every rank; they stop at the same iteration, rank 0 saves every
     rank's RNG state, and re-running the command continues to the same parameters as a run that

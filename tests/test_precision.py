@@ -52,6 +52,7 @@ def test_fp16_on_cpu_is_refused_with_the_fix(digits_teacher, tmp_path):
 
 
 @pytest.mark.skipif(not cpu_compiler_available(), reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.slow  # compiles the generator
 def test_compiled_generator_runs_end_to_end(digits_teacher, tmp_path):
     summary = run_few(digits_teacher, tmp_path / "compiled", ["distill.compile=true"])
     assert summary["iterations"] == 6 and 0.0 <= summary["student_accuracy"] <= 1.0
