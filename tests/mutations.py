@@ -356,6 +356,8 @@ def check_snippets(mutations: list[Mutation]) -> list[str]:
         if m.mutated == m.original:
             problems.append(f"{m.name}: the mutated snippet equals the original")
             continue
+        if path.suffix != ".py":  # a config file: its test reads it
+            continue
         try:
             compile(source.replace(m.original, m.mutated), str(path), "exec")
         except SyntaxError as exc:
