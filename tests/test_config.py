@@ -131,6 +131,11 @@ def test_shipped_fast_mnist_preset_differs_from_the_paper_recipe_only_where_docu
     assert fast.distill.generator.args == {"ngf": 32} and fast.distill.compile
     assert fast.distill.student_schedule.name == "cosine"
     assert (fast.distill.batch_size, fast.distill.imitation_steps, fast.distill.student_optimizer,
-            fast.distill.generator_optimizer, fast.teacher) == (
+            fast.distill.generator_optimizer) == (
         paper.distill.batch_size, paper.distill.imitation_steps, paper.distill.student_optimizer,
-        paper.distill.generator_optimizer, paper.teacher)
+        paper.distill.generator_optimizer)
+    # The teacher: dfad's earlier recipe (20 epochs, cosine), otherwise the paper's (documented in the file).
+    assert (fast.teacher.iterations, fast.teacher.schedule.name) == (4700, "cosine")
+    fast.teacher.iterations, fast.teacher.schedule, fast.teacher.val_every = (
+        paper.teacher.iterations, paper.teacher.schedule, paper.teacher.val_every)
+    assert fast.teacher == paper.teacher
