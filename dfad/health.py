@@ -14,12 +14,14 @@ RNG: drawing it never shifts training, and the student never trains on these exa
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 from torch import nn
+
+from .engine.state import preserved_buffers
 
 HEALTH_SAMPLES = 256
 # Collapse: one class takes at least this share of the teacher's predictions (3+ classes only,
@@ -38,15 +40,14 @@ def health_noise(nz: int, seed: int, samples: int = HEALTH_SAMPLES) -> torch.Ten
 def unchanged(*models: nn.Module):
     """Run models in any mode, then restore their train/eval modes and buffers (BatchNorm statistics)."""
     modes = [m.training for m in models]
-    buffers = [[b.clone() for b in m.buffers()] for m in models]
     try:
-        yield
+        with ExitStack() as stack:
+            for m in models:
+                stack.enter_context(preserved_buffers(m))
+            yield
     finally:
-        with torch.no_grad():
-            for m, mode, saved in zip(models, modes, buffers):
-                m.train(mode)
-                for b, value in zip(m.buffers(), saved):
-                    b.copy_(value)
+        for m, mode in zip(models, modes):
+            m.train(mode)
 
 
 @torch.no_grad()

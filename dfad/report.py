@@ -24,10 +24,8 @@ from torch import nn
 
 from .engine import read_metrics
 from .errors import DfadError
+from .health import COLLAPSE_SHARE  # one collapse rule for the run's warnings and the report
 
-# The teacher's predictions on generated samples: warn when one class takes at least this share
-# (and the task has 3+ classes, where a uniform share is at most a third).
-COLLAPSE_SHARE = 0.5
 PREDICTION_SAMPLES = 512
 
 

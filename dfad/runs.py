@@ -407,8 +407,7 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
     g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
     extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
-    if dc.generation_student_bn != "train":  # methods without a generation step do not take it
-        extra["generation_student_bn"] = dc.generation_student_bn
+    extra["generation_student_bn"] = dc.generation_student_bn
     extra.update(dc.method_args)
     if getattr(METHODS.get(dc.method), "needs_real_images", False):
         # Segmentation teachers see random crops of whole frames, as in their training.

@@ -56,6 +56,7 @@ class Classification:
 
     name = "classification"
     metric_name = Accuracy.name
+    ignore_index = -100  # no label is ignored
 
     def discrepancy(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(student_logits, teacher_logits)
@@ -63,8 +64,6 @@ class Classification:
     def generator_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         # Maximise the discrepancy: hard samples on which the student still disagrees.
         return -self.discrepancy(student_logits, teacher_logits)
-
-    ignore_index = -100  # no label is ignored
 
     def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
         return SUPERVISED_LOSSES.get(loss)(logits, labels, ignore_index=self.ignore_index)

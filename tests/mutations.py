@@ -113,8 +113,8 @@ MUTATIONS = [
         "the student stays in eval mode after an eval-mode generation step"),
     Mutation(
         "generation-student-bn-config-dropped", "dfad/runs.py",
-        '        extra["generation_student_bn"] = dc.generation_student_bn',
-        "        pass",
+        '    extra["generation_student_bn"] = dc.generation_student_bn',
+        "    pass",
         ("tests/test_config.py::test_generation_student_bn_reaches_the_method[eval]",),
         "distill.generation_student_bn never reaches the method"),
     # --- already caught before the hand check ---
@@ -313,7 +313,7 @@ MUTATIONS = [
         "a NaN/Inf loss on one rank stops that rank alone (the others hang or fail differently)"),
     Mutation(
         "health-leaves-batchnorm-moved", "dfad/health.py",
-        "                for b, value in zip(m.buffers(), saved):\n                    b.copy_(value)\n",
+        "                stack.enter_context(preserved_buffers(m))\n",
         "                pass\n",
         ("tests/test_health.py::test_agreement_is_one_for_a_copy_of_the_teacher_and_nothing_changes",),
         "measuring health moves the generator's BatchNorm statistics (training would change)"),

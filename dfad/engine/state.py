@@ -1,14 +1,16 @@
-"""Everything needed to continue a run exactly: RNG states of every library, gathered and restored.
-
-Stored as plain tensors, numbers and tuples so that checkpoints load with weights_only=True.
+"""Everything needed to continue a run exactly: RNG states of every library, gathered and restored
+(stored as plain tensors, numbers and tuples so that checkpoints load with weights_only=True), and
+a guard that lets a model run without its buffers (BatchNorm statistics) moving.
 """
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 
 def capture_rng() -> dict[str, Any]:
@@ -33,3 +35,15 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def preserved_buffers(model: nn.Module):
+    """Run a model in train mode without letting BatchNorm running statistics move."""
+    saved = [b.clone() for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(model.buffers(), saved):
+                b.copy_(s)

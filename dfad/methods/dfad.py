@@ -8,6 +8,7 @@ from statistics import fmean
 import torch
 from torch import nn
 
+from ..engine.state import preserved_buffers
 from ..health import health_noise, measure_health
 from .base import METHODS, Method, freeze
 
@@ -23,18 +24,6 @@ def no_param_grads(model: nn.Module):
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
-
-
-@contextmanager
-def preserved_buffers(model: nn.Module):
-    """Run a model in train mode without letting BatchNorm running statistics move."""
-    saved = [b.clone() for b in model.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, s in zip(model.buffers(), saved):
-                b.copy_(s)
 
 
 @METHODS.register("dfad")
