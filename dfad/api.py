@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from torch import nn
 
-from .config import build_config
+from .config import NO_DATA_PRESET, build_config
 from .engine import read_metrics
 from .errors import DfadError
 
@@ -41,11 +41,13 @@ class DistillResult:
 
 def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: Sequence[int],
             num_classes: Optional[int] = None, task: str = "classification", out: Optional[str | Path] = None,
-            iterations: int = 1000, batch_size: int = 256, imitation_steps: int = 5, nz: int = 100,
-            generator: str = "generator_a", generator_args: Optional[dict] = None,
-            student_lr: float = 0.1, generator_lr: float = 1e-3, method: str = "dfad",
+            iterations: Optional[int] = None, batch_size: Optional[int] = None,
+            imitation_steps: Optional[int] = None, nz: Optional[int] = None, generator: Optional[str] = None,
+            generator_args: Optional[dict] = None, student_lr: Optional[float] = None,
+            generator_lr: Optional[float] = None, method: Optional[str] = None,
             input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None,
-            val_loader=None, val_every: int = 50, device: str = "cpu", precision: str = "fp32", seed: int = 0,
+            val_loader=None, val_every: Optional[int] = None, device: str = "cpu", precision: str = "fp32",
+            seed: int = 0,
             on_iteration: Optional[Callable[[dict], Any]] = None,
             on_validation: Optional[Callable[[dict], Any]] = None, config: Optional[str] = None,
             options: Optional[dict[str, Any]] = None, force: bool = False, progress: bool = True,
@@ -60,8 +62,9 @@ def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: 
         inputs normalised with input_mean / input_std (default: ImageNet's for 3 channels).
     val_loader: optional (images, labels) batches to report the metric on at each validation.
     on_iteration / on_validation: called with each iteration's / validation's record (a dict).
-    config / options: a base config (shipped name or YAML path) and further settings by dotted
-        key, e.g. {"distill.student_schedule": {"name": "cosine"}, "checkpointing.every": 50}.
+    iterations, batch_size, ..., val_every: None keeps the base config's value.
+    config / options: a base config (shipped name or YAML path; default `own_model`, the no-data
+        defaults) and further settings by dotted key, e.g. {"checkpointing.every": 50}.
     Writes the usual run folder (`out`, default runs/distill-<time>) and returns the student,
     the generator, the metrics history, the run folder and the summary.
     """
@@ -81,17 +84,21 @@ def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: 
         "data.name": "none", "data.channels": shape[0], "data.image_size": shape[1], "data.num_classes": num_classes,
         "data.mean": list(input_mean) if input_mean is not None else None,
         "data.std": list(input_std) if input_std is not None else None,
-        "distill.method": method, "distill.iterations": iterations, "distill.batch_size": batch_size,
-        "distill.imitation_steps": imitation_steps, "distill.nz": nz, "distill.val_every": val_every,
-        "distill.generator": {"arch": generator, "args": dict(generator_args or {})},
-        "distill.student_optimizer.lr": student_lr, "distill.generator_optimizer.lr": generator_lr,
     }
+    chosen = {"distill.method": method, "distill.iterations": iterations, "distill.batch_size": batch_size,
+              "distill.imitation_steps": imitation_steps, "distill.nz": nz, "distill.val_every": val_every,
+              "distill.student_optimizer.lr": student_lr, "distill.generator_optimizer.lr": generator_lr}
+    values.update({key: value for key, value in chosen.items() if value is not None})
+    if generator is not None:  # a named generator replaces the base's whole
+        values["distill.generator"] = {"arch": generator, "args": dict(generator_args or {})}
+    elif generator_args is not None:
+        values["distill.generator.args"] = dict(generator_args)
     if isinstance(student, str):
         values["distill.student"] = {"arch": student, "args": {}}
     if not isinstance(teacher, nn.Module):
         values["teacher.checkpoint"] = str(teacher)
     values.update(options or {})
-    cfg = build_config(config, values)
+    cfg = build_config(config or NO_DATA_PRESET, values)
     out = Path(out) if out is not None else Path("runs") / time.strftime("distill-%Y%m%d-%H%M%S")
     summary, method = runs.distill_run(cfg, out, force=force, progress=progress, trust_checkpoint=trust_checkpoint,
                            teacher=teacher if isinstance(teacher, nn.Module) else None,

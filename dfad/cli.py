@@ -151,11 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args) -> "Config":  # noqa: F821
     from pathlib import Path
 
-    from .config import load_config
+    from .config import NO_DATA_PRESET, load_config
 
     config = args.config
     if config is None and getattr(args, "resume", False) and (Path(args.out) / "config.yaml").is_file():
         config = str(Path(args.out) / "config.yaml")
+    if config is None and getattr(args, "input_shape", None):
+        config = NO_DATA_PRESET  # your own model, no data: the defaults chosen for that case
     cfg = load_config(config, args.overrides)
     if getattr(args, "data_root", None):
         cfg.data.root = args.data_root

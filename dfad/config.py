@@ -19,6 +19,8 @@ from .errors import DfadError
 from .registry import suggest
 
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"
+# What a run with no dataset and no config starts from (`dfad distill --input-shape`, `dfad.distill`).
+NO_DATA_PRESET = "own_model"
 
 
 @dataclass

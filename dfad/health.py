@@ -9,6 +9,11 @@ RNG: drawing it never shifts training, and the student never trains on these exa
 - `teacher_class_entropy`: the entropy of the teacher's predicted-class histogram over log C
   (1 = every class equally often, 0 = one class only).
 
+- `agreement_memory`: agreement on a memory of generated samples kept from the last few
+  checks (`SampleMemory`). Fresh samples come from a generator that keeps moving to where the
+  student is wrong, so `agreement` measures the game; the memory stays put, so a student that
+  gets worse (forgets, diverges) shows there.
+
 `HealthMonitor` turns these into warnings (rules below, stated once here and in the README).
 """
 from __future__ import annotations
@@ -24,11 +29,42 @@ from torch import nn
 from .engine.state import preserved_buffers
 
 HEALTH_SAMPLES = 256
+# What measure_health reports (besides num_classes), in the order summaries list them.
+HEALTH_FIELDS = ("agreement", "agreement_memory", "teacher_top_class_share", "teacher_class_entropy")
 # Collapse: one class takes at least this share of the teacher's predictions (3+ classes only,
 # where a uniform share is at most a third).
 COLLAPSE_SHARE = 0.5
 # Divergence: agreement fell at least this far below its best value so far in the run.
 DIVERGENCE_DROP = 0.2
+
+
+# The memory: MEMORY_PER_CHECK samples from each of the last MEMORY_CHECKS checks, fewer for large
+# images so that it stays under MEMORY_BYTES (it is saved with every state checkpoint).
+MEMORY_CHECKS = 8
+MEMORY_PER_CHECK = 32
+MEMORY_BYTES = 8 * 2**20
+
+
+class SampleMemory:
+    """Generated samples kept from the last MEMORY_CHECKS health checks, stored as float16 on the CPU."""
+
+    def __init__(self, checks: int = MEMORY_CHECKS, per_check: int = MEMORY_PER_CHECK, max_bytes: int = MEMORY_BYTES):
+        self.checks, self.per_check, self.max_bytes = checks, per_check, max_bytes
+        self.batches: list[torch.Tensor] = []
+
+    def add(self, images: torch.Tensor) -> None:
+        fitting = self.max_bytes // (self.checks * 2 * images[0].numel())
+        self.batches.append(images[:max(1, min(self.per_check, fitting))].detach().to("cpu", torch.float16))
+        del self.batches[:-self.checks]
+
+    def images(self) -> Optional[torch.Tensor]:
+        return torch.cat(self.batches) if self.batches else None
+
+    def state_dict(self) -> dict:
+        return {"batches": list(self.batches)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches = list(state.get("batches", []))
 
 
 def health_noise(nz: int, seed: int, samples: int = HEALTH_SAMPLES) -> torch.Tensor:
@@ -53,10 +89,11 @@ def unchanged(*models: nn.Module):
 @torch.no_grad()
 def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module, noise: torch.Tensor,
                    generate: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                   batch: int = 128) -> dict[str, float]:
-    """Agreement and the teacher's class balance on G(noise). The generator samples in train mode,
-    as in training (its BatchNorm normalises the batch); teacher and student predict in eval mode,
-    as they are used. Nothing about the models changes."""
+                   batch: int = 128, memory: Optional[SampleMemory] = None) -> dict[str, float]:
+    """Agreement and the teacher's class balance on G(noise), and agreement on `memory`'s samples
+    (before this check's samples join it). The generator samples in train mode, as in training
+    (its BatchNorm normalises the batch); teacher and student predict in eval mode, as they are
+    used. Nothing about the models changes."""
     generate = generate or generator
     teacher_classes, student_classes = [], []
     with unchanged(teacher, student, generator):
@@ -69,12 +106,33 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
             num_classes = teacher_logits.shape[1]
             teacher_classes.append(teacher_logits.argmax(1).flatten().cpu())
             student_classes.append(student(images).argmax(1).flatten().cpu())
+            if start == 0:
+                first = images
+        remembered = _agreement_on(teacher, student, memory.images(), first, batch) if memory else None
     t, s = torch.cat(teacher_classes), torch.cat(student_classes)
     shares = torch.bincount(t, minlength=num_classes).double() / len(t)
     present = shares[shares > 0]
     entropy = float(-(present * present.log()).sum()) / math.log(num_classes) if num_classes > 1 else 1.0
-    return {"agreement": float((t == s).double().mean()), "teacher_top_class_share": float(shares.max()),
-            "teacher_class_entropy": entropy, "num_classes": num_classes}
+    health = {"agreement": float((t == s).double().mean()), "teacher_top_class_share": float(shares.max()),
+              "teacher_class_entropy": entropy, "num_classes": num_classes}
+    if memory is not None:
+        if remembered is not None:
+            health["agreement_memory"] = remembered
+        memory.add(first)
+    return health
+
+
+def _agreement_on(teacher: nn.Module, student: nn.Module, images: Optional[torch.Tensor], like: torch.Tensor,
+                  batch: int) -> Optional[float]:
+    if images is None:
+        return None
+    same = total = 0
+    for start in range(0, len(images), batch):
+        x = images[start:start + batch].to(like.device, like.dtype)
+        t = teacher(x).argmax(1)
+        same += int((t == student(x).argmax(1)).sum())
+        total += t.numel()  # samples, or pixels for segmentation
+    return same / total
 
 
 @dataclass

@@ -98,6 +98,7 @@ def health_figure(history: list[dict[str, Any]], metric: str):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for key, label, style in (("agreement", "agreement with the teacher (fresh generated samples)", "-o"),
+                              ("agreement_memory", "agreement with the teacher (remembered samples)", "-^"),
                               ("teacher_top_class_share", "teacher's top-class share", "--"),
                               (metric, f"validation {metric} (labelled data)", "-s")):
         points = [(r["iteration"], r[key]) for r in history if r.get(key) is not None]
@@ -254,7 +255,8 @@ def write_report(run_dir: str | Path, *, teacher: Optional[nn.Module] = None, st
         warnings_html = "".join(f"<div class=\"warning\">{html.escape(w)}</div>"
                                 for w in summary.get("health_warnings") or [])
         note = ("<p class=\"note\">Measured without labels at every validation: agreement is the share of "
-                "fixed generated samples on which student and teacher predict the same class; the teacher's "
+                "fixed fresh generated samples (and, remembered, on samples kept from the last checks) on which "
+                "student and teacher predict the same class; the teacher's "
                 "top-class share shows whether the generator explores every class. "
                 f"{'No health warning was raised.' if not summary.get('health_warnings') else ''}</p>")
         sections.append(("Health (label-free)", warnings_html + note +

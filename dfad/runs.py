@@ -31,6 +31,7 @@ from .engine.distributed import SINGLE, Distributed, from_environment
 from .engine.precision import check_precision
 from .engine.optim import build_optimizer, build_scheduler
 from .errors import DfadError
+from .health import HEALTH_FIELDS
 from .methods import METHODS
 from .methods.supervised import ShuffledBatches
 from .models import build_model, count_flops, count_parameters, describe_model
@@ -493,8 +494,7 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
         f"best_student_{metric}": result.best_metric,
         "best_iteration": result.best_iteration,
         # Label-free health at the last validation (dfad.health) and the warnings raised.
-        **{k: result.history[-1][k] for k in ("agreement", "teacher_top_class_share", "teacher_class_entropy")
-           if result.history and k in result.history[-1]},
+        **{k: result.history[-1][k] for k in HEALTH_FIELDS if result.history and k in result.history[-1]},
         "health_warnings": result.health_warnings,
         "iterations": result.iterations,
         "planned_iterations": dc.iterations,

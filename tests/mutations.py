@@ -335,6 +335,32 @@ MUTATIONS = [
         "        pass\n",
         ("tests/test_export.py::test_a_run_with_your_own_student_class_keeps_its_program",),
         "a run whose student dfad cannot rebuild leaves nothing that `dfad export` can start from"),
+    Mutation(
+        "class-balance-not-in-generator-loss", "dfad/methods/dfad.py",
+        "            total = total + self.class_balance * parts[\"generator_class_balance\"]\n",
+        "            pass\n",
+        ("tests/test_priors.py::test_class_balance_alone_raises_the_entropy_of_the_teachers_classes",),
+        "the class-balance option is logged but never reaches the generator's gradient"),
+    Mutation(
+        "class-balance-sign-flipped", "dfad/methods/priors.py",
+        "    return (probs * torch.log(probs.clamp_min(1e-12))).sum()\n",
+        "    return -(probs * torch.log(probs.clamp_min(1e-12))).sum()\n",
+        ("tests/test_priors.py::test_class_balance_loss_is_minus_log_c_when_balanced_and_zero_for_one_class",
+         "tests/test_priors.py::test_class_balance_alone_raises_the_entropy_of_the_teachers_classes"),
+        "the class-balance term rewards one class instead of all of them"),
+    Mutation(
+        "bn-prior-ignores-variance", "dfad/methods/priors.py",
+        "                          + torch.linalg.vector_norm(var - module.running_var.float()))\n",
+        "                          + 0 * torch.linalg.vector_norm(var - module.running_var.float()))\n",
+        ("tests/test_priors.py::test_bn_statistics_are_zero_when_the_batch_matches_the_running_statistics_and_see_variance",),
+        "the BatchNorm prior matches the teacher's means but not its variances"),
+    Mutation(
+        "memory-never-trimmed", "dfad/health.py",
+        "        del self.batches[:-self.checks]\n",
+        "        pass\n",
+        ("tests/test_health.py::test_memory_agreement_starts_at_the_second_check_and_keeps_the_last_checks",
+         "tests/test_health.py::test_memory_stays_under_its_byte_budget_and_round_trips"),
+        "the health memory grows with every check (checkpoints grow without bound)"),
 ]
 
 

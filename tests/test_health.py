@@ -107,3 +107,36 @@ def test_a_run_records_health_in_metrics_summary_progress_and_report(digits_teac
     assert summary["agreement"] == validated[-1]["agreement"] and isinstance(summary["health_warnings"], list)
     assert "agreement=" in capsys.readouterr().err  # the progress bar shows it
     assert "Health (label-free)" in (out / "report.html").read_text()
+
+
+def test_memory_agreement_starts_at_the_second_check_and_keeps_the_last_checks():
+    from dfad.health import MEMORY_CHECKS, SampleMemory
+
+    teacher, generator = _networks()
+    teacher.eval()
+    student = copy.deepcopy(teacher)
+    memory = SampleMemory()
+    noise = health_noise(8, seed=0, samples=40)
+    first = measure_health(teacher, student, generator, noise, memory=memory)
+    assert "agreement_memory" not in first and len(memory.batches) == 1
+    assert memory.batches[0].shape == (32, 1, 8, 8) and memory.batches[0].dtype == torch.float16
+    second = measure_health(teacher, student, generator, noise, memory=memory)
+    assert second["agreement_memory"] == 1.0  # a copy of the teacher agrees everywhere
+    other = measure_health(teacher, ConstantClass(10, 3), generator, noise, memory=memory)
+    t = teacher(memory.images()[:64].float()).argmax(1)  # the two remembered checks
+    assert other["agreement_memory"] == pytest.approx(float((t == 3).double().mean()))
+    for _ in range(MEMORY_CHECKS + 2):
+        measure_health(teacher, student, generator, noise, memory=memory)
+    assert len(memory.batches) == MEMORY_CHECKS
+
+
+def test_memory_stays_under_its_byte_budget_and_round_trips():
+    from dfad.health import SampleMemory
+
+    memory = SampleMemory(checks=8, per_check=32, max_bytes=2**20)
+    for _ in range(9):
+        memory.add(torch.randn(64, 3, 128, 128))
+    assert sum(b.numel() * 2 for b in memory.batches) <= 2**20 and len(memory.batches) == 8
+    restored = SampleMemory()
+    restored.load_state_dict(memory.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(memory.batches, restored.batches))

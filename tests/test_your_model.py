@@ -211,3 +211,42 @@ def test_python_api_distills_a_segmentation_teacher(tmp_path):
     assert losses and all(r["generator_loss"] <= 0 for r in losses)  # -log(L1 + 1)
     with pytest.raises(DfadError, match="segmentation model must return per-pixel logits"):
         dfad.distill(teacher_module(), student, input_shape=(3, 16, 16), task="segmentation", out=tmp_path / "x")
+
+
+def _stated(preset: dict, prefix: str = "") -> dict:
+    """The preset's values by dotted key (a model spec counts as one value)."""
+    flat = {}
+    for key, value in preset.items():
+        if isinstance(value, dict) and not {"arch"} & set(value) and key != "method_args":
+            flat.update(_stated(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _config_value(cfg: dict, dotted: str):
+    for part in dotted.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def test_no_config_runs_start_from_the_no_data_preset_on_the_cli_and_in_the_api(tmp_path, saved):
+    import yaml
+
+    from dfad.config import NO_DATA_PRESET, SHIPPED_CONFIGS
+
+    preset = _stated(yaml.safe_load((SHIPPED_CONFIGS / f"{NO_DATA_PRESET}.yaml").read_text()))
+    assert "distill.student_optimizer.lr" in preset  # the preset states what it chose
+    run_cli(tmp_path, saved["export"])
+    cli_cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    overridden = {item.split("=")[0] for item in TINY if "=" in item}
+    for key, value in preset.items():
+        if key not in overridden and not key.startswith("distill.generator"):  # TINY shrinks the generator
+            assert _config_value(cli_cfg, key) == value, key
+    result = dfad.distill(teacher_module(), "cifar_resnet8", input_shape=(3, 16, 16), iterations=2, batch_size=4,
+                          nz=16, generator_args={"ngf": 8}, out=tmp_path / "api", progress=False)
+    api_cfg = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert api_cfg["distill"]["iterations"] == 2 and api_cfg["distill"]["generator"]["args"] == {"ngf": 8}
+    for key, value in preset.items():
+        if key not in {"distill.iterations", "distill.batch_size", "distill.nz"} and not key.startswith("distill.generator"):
+            assert _config_value(api_cfg, key) == value, key

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import DfadError
 from .base import METHODS
-from .dfad import DFAD
+from .dfad import DFAD, refuse_generator_options
 
 
 class PenultimateFeatures:
@@ -43,6 +43,7 @@ class DAFL(DFAD):
                  entropy: float = 5.0, **dfad_arguments):
         if getattr(task, "name", "") != "classification":
             raise DfadError("method 'dafl' is defined for classification only")
+        refuse_generator_options("dafl", dfad_arguments)
         super().__init__(teacher=teacher, task=task, **dfad_arguments)
         self.features = PenultimateFeatures(self.teacher)
         self.weights = {"onehot": onehot, "activation": activation, "entropy": entropy}

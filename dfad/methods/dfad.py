@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from ..engine.state import preserved_buffers
-from ..health import health_noise, measure_health
+from ..errors import DfadError
+from ..health import SampleMemory, health_noise, measure_health
 from .base import METHODS, Method, freeze
+from .priors import BatchNormStatistics, class_balance_loss
 
 
 @contextmanager
@@ -26,6 +28,13 @@ def no_param_grads(model: nn.Module):
             p.requires_grad_(flag)
 
 
+def refuse_generator_options(method: str, arguments: dict) -> None:
+    """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options."""
+    for name in ("class_balance", "bn_prior"):
+        if arguments.get(name):
+            raise DfadError(f"distill.method_args.{name} is an option of method 'dfad', not of '{method}'; remove it")
+
+
 @METHODS.register("dfad")
 class DFAD(Method):
     """One iteration = `imitation_steps` student updates, then one generator update.
@@ -33,6 +42,14 @@ class DFAD(Method):
     Imitation: x = G(z) without gradient into G; minimise discrepancy(S(x), T(x)) over S.
     Generation: x = G(z); minimise task.generator_loss(S(x), T(x)) (= -L1) over G, with
     gradients flowing through T and S but only G stepped. Every step draws a fresh z.
+
+    Options beyond the paper (0 = off = the paper's DFAD), added to the generator's loss:
+    - class_balance: weight of the negative entropy of the teacher's class distribution averaged
+      over the batch (DAFL's information-entropy term, Chen et al. 2019): pushes the generator
+      towards samples of every class, out of a start where the teacher sees one class only.
+    - bn_prior: weight of the distance between the batch statistics at the teacher's BatchNorm
+      layers and their running statistics (DeepInversion, Yin et al. 2020; DFQ): pushes the
+      samples towards the statistics of the teacher's training data.
     """
 
     def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
@@ -40,10 +57,16 @@ class DFAD(Method):
                  student_scheduler, generator_scheduler, batch_size: int, nz: int,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
                  grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
-                 generation_student_bn: str = "train"):
+                 generation_student_bn: str = "train", class_balance: float = 0.0, bn_prior: float = 0.0):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
+        for name, weight in (("class_balance", class_balance), ("bn_prior", bn_prior)):
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {weight!r}")
         self.teacher = freeze(teacher)
+        self.class_balance = float(class_balance)
+        self.bn_statistics = BatchNormStatistics(self.teacher) if bn_prior > 0 else None
+        self.bn_prior = float(bn_prior)
         self.generation_student_bn = generation_student_bn
         self.student, self.generator, self.task = student, generator, task
         # What the training steps call: the generator itself, or a compiled view of it.
@@ -58,6 +81,8 @@ class DFAD(Method):
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
         self.health_noise = health_noise(nz, grid_seed).to(self.device)
+        self.health_memory = SampleMemory()
+        self.added_generator_terms: dict[str, float] = {}
 
     def noise(self) -> torch.Tensor:
         return torch.randn(self.batch_size, self.nz, device=self.device)
@@ -79,10 +104,25 @@ class DFAD(Method):
             with self.autocast():
                 images = self.generate(self.noise())
                 with no_param_grads(self.student):
+                    if self.bn_statistics is not None:
+                        self.bn_statistics.start()
                     student_out, teacher_out = self.student(images), self.teacher(images)
         finally:
             self.student.train()
-        return self.update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))
+        parts = {"generator_loss": self.task.generator_loss(student_out.float(), teacher_out.float())}
+        if self.class_balance:
+            parts["generator_class_balance"] = class_balance_loss(teacher_out.float())
+        if self.bn_statistics is not None:
+            parts["generator_bn_prior"] = self.bn_statistics.stop()
+        total = parts["generator_loss"]
+        if self.class_balance:
+            total = total + self.class_balance * parts["generator_class_balance"]
+        if self.bn_statistics is not None:
+            total = total + self.bn_prior * parts["generator_bn_prior"]
+        self.update("generator", total)
+        # Returns the paper's adversarial loss; each added term is logged (unweighted) beside it.
+        self.added_generator_terms = {k: v.item() for k, v in parts.items() if k != "generator_loss"}
+        return parts["generator_loss"].item()
 
     def step(self) -> dict[str, float]:
         self.teacher.eval()
@@ -90,11 +130,18 @@ class DFAD(Method):
         self.generator.train()
         student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
         generator_loss = self.generation_step()
-        return {"student_loss": fmean(student_losses), "generator_loss": generator_loss}
+        return {"student_loss": fmean(student_losses), "generator_loss": generator_loss, **self.added_generator_terms}
 
     def health(self) -> dict[str, float]:
         # The eager generator: a compiled one would recompile for this batch size.
-        return measure_health(self.teacher, self.student, self.generator, self.health_noise)
+        return measure_health(self.teacher, self.student, self.generator, self.health_noise,
+                              memory=self.health_memory)
+
+    def extra_state(self) -> dict:
+        return {"health_memory": self.health_memory.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.health_memory.load_state_dict(state.get("health_memory", {}))
 
     def sample_images(self) -> torch.Tensor:
         # Train-mode BatchNorm, as during training, but without updating its running statistics.
@@ -113,6 +160,7 @@ class RandomGenerator(DFAD):
     unused_config_keys = ("distill.generator_optimizer", "distill.generator_schedule")
 
     def __init__(self, **kwargs):
+        refuse_generator_options("random", kwargs)
         super().__init__(**kwargs)
         self.optimizers = {"student": self.optimizers["student"]}
         self.schedulers = {"student": self.schedulers["student"]}

@@ -1,0 +1,60 @@
+"""Priors on generated samples that a generator's loss can add to the adversarial term: what
+the teacher's own outputs and BatchNorm layers say the training data looked like."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import DfadError
+
+
+def class_balance_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Negative entropy of the teacher's class distribution averaged over the batch (and over the
+    pixels, for [N, C, H, W] outputs), as DAFL's information-entropy term: -log C when every class
+    is equally likely over the batch, 0 when the teacher sees one class only."""
+    classes = teacher_logits.shape[1]
+    probs = torch.softmax(teacher_logits, dim=1).movedim(1, -1).reshape(-1, classes).mean(0)
+    return (probs * torch.log(probs.clamp_min(1e-12))).sum()
+
+
+class BatchNormStatistics:
+    """The DeepInversion / DFQ prior: over every BatchNorm layer of the teacher, the L2 distance
+    between the mean and variance of its input on the current batch and the layer's running
+    statistics (those of the teacher's training data), summed over layers.
+
+    Found through forward hooks on nn.BatchNorm* modules, so it needs a teacher whose BatchNorm
+    layers are modules (an nn.Module, a dfad checkpoint or a state dict); an exported program or
+    TorchScript file folds them into its graph. Collects only between start() and stop()."""
+
+    def __init__(self, teacher: nn.Module):
+        self.layers = [m for m in teacher.modules()
+                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+        if not self.layers:
+            raise DfadError(f"distill.method_args.bn_prior needs a teacher with nn.BatchNorm layers holding running "
+                            f"statistics; {type(teacher).__name__} has none visible (an exported .pt2 or TorchScript "
+                            f"teacher hides them: pass the nn.Module, a dfad checkpoint or a state dict with "
+                            f"--teacher-arch), or set bn_prior to 0")
+        self.terms: list[torch.Tensor] = []
+        self.collecting = False
+        for layer in self.layers:
+            layer.register_forward_hook(self._measure)
+
+    def _measure(self, module: nn.Module, inputs, output) -> None:
+        if not self.collecting:
+            return
+        x = inputs[0].float()
+        dims = [d for d in range(x.dim()) if d != 1]
+        mean, var = x.mean(dims), x.var(dims, unbiased=False)
+        self.terms.append(torch.linalg.vector_norm(mean - module.running_mean.float())
+                          + torch.linalg.vector_norm(var - module.running_var.float()))
+
+    def start(self) -> None:
+        self.terms, self.collecting = [], True
+
+    def stop(self) -> torch.Tensor:
+        self.collecting = False
+        if not self.terms:
+            raise DfadError("the teacher's BatchNorm layers did not run on the generated batch; bn_prior cannot "
+                            "measure their statistics (set distill.method_args.bn_prior to 0)")
+        total, self.terms = torch.stack(self.terms).sum(), []
+        return total

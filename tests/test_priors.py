@@ -1,0 +1,138 @@
+"""DFAD's generator options beyond the paper: the class-balance term and the BatchNorm-statistics
+prior. Off (0), the method is the paper's (the update-rule and resume tests guard that); on, each
+term must move the generator the way it claims, and refuse what it cannot serve."""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dfad.errors import DfadError
+from dfad.methods.priors import BatchNormStatistics, class_balance_loss
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_update_rule import bn_teacher, make_method  # noqa: E402
+
+
+def test_class_balance_loss_is_minus_log_c_when_balanced_and_zero_for_one_class():
+    balanced = torch.eye(4).repeat(2, 1) * 50  # each class confidently, equally often
+    assert class_balance_loss(balanced).item() == pytest.approx(-math.log(4), abs=1e-4)
+    one_class = torch.zeros(8, 4)
+    one_class[:, 2] = 50
+    assert class_balance_loss(one_class).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_class_balance_loss_counts_pixels_for_segmentation():
+    logits = torch.zeros(2, 3, 4, 4)
+    logits[:, 0, :2] = 50  # top half class 0, bottom half class 1
+    logits[:, 1, 2:] = 50
+    assert class_balance_loss(logits).item() == pytest.approx(-math.log(2), abs=1e-4)
+
+
+def _batch_entropy(method, z) -> float:
+    """Entropy of the teacher's softmax averaged over G(z), computed here, not by the code tested."""
+    with torch.no_grad():
+        method.generator.train()
+        mean = torch.softmax(method.teacher(method.generator(z)), 1).mean(0)
+        return float(-(mean * mean.log()).sum())
+
+
+def _student_is_teacher(method):
+    # |S(x) - T(x)| = 0 everywhere: the adversarial term's gradient is 0, only the options act.
+    method.student = copy.deepcopy(method.teacher)
+    return method
+
+
+def one_class_teacher() -> nn.Module:
+    """A linear classifier on 8x8 images that favours class 0 on a fresh generator's samples."""
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with torch.no_grad():
+        teacher[1].weight.mul_(3)
+        teacher[1].bias[0] += 5.0
+    return teacher
+
+
+def test_class_balance_alone_raises_the_entropy_of_the_teachers_classes():
+    torch.manual_seed(0)
+    z = torch.randn(64, 16)
+    on = _student_is_teacher(make_method(0, generator_lr=0.05, teacher=one_class_teacher, class_balance=1.0))
+    off = _student_is_teacher(make_method(0, generator_lr=0.05, teacher=one_class_teacher))
+    before = _batch_entropy(on, z)
+    for _ in range(15):
+        on.generation_step()
+        off.generation_step()
+    assert "generator_class_balance" in on.added_generator_terms
+    # Measured: 1.14 -> 2.18 nats over 15 steps (log 10 = 2.30); unchanged without the term.
+    assert _batch_entropy(on, z) > before + 0.5
+    assert _batch_entropy(off, z) == pytest.approx(before, abs=1e-6)
+
+
+def _bn_distance(method, z) -> float:
+    stats = BatchNormStatistics(method.teacher)
+    with torch.no_grad():
+        method.generator.train()
+        stats.start()
+        method.teacher(method.generator(z))
+        return stats.stop().item()
+
+
+def test_bn_prior_alone_brings_batch_statistics_towards_the_teachers():
+    torch.manual_seed(0)
+    teacher = bn_teacher()
+    with torch.no_grad():  # running statistics unlike a fresh generator's batches
+        teacher.features[1].running_mean.fill_(0.5)
+        teacher.features[1].running_var.fill_(0.2)
+    z = torch.randn(64, 16)
+    method = _student_is_teacher(make_method(0, generator_lr=0.05, teacher=lambda: copy.deepcopy(teacher),
+                                             bn_prior=1.0))
+    before = _bn_distance(method, z)
+    for _ in range(15):
+        method.generation_step()
+    assert method.added_generator_terms["generator_bn_prior"] > 0
+    assert _bn_distance(method, z) < 0.8 * before  # measured: 2.03 -> 1.40
+
+
+def test_bn_statistics_are_zero_when_the_batch_matches_the_running_statistics_and_see_variance():
+    layer = nn.BatchNorm2d(3).eval()
+    x = torch.randn(16, 3, 5, 5)
+    layer.running_mean.copy_(x.mean((0, 2, 3)))
+    layer.running_var.copy_(x.var((0, 2, 3), unbiased=False))
+    stats = BatchNormStatistics(nn.Sequential(layer))
+    stats.start()
+    layer(x)
+    assert stats.stop().item() == pytest.approx(0.0, abs=1e-5)
+    layer(x + 1)  # not collecting: no term recorded
+    assert stats.terms == []
+    mean = layer.running_mean.view(1, -1, 1, 1)
+    stats.start()
+    layer((x - mean) * 2 + mean)  # the same means, four times the variances
+    assert stats.stop().item() == pytest.approx(float(torch.linalg.vector_norm(3 * layer.running_var)), rel=1e-4)
+
+
+def test_bn_prior_refuses_a_teacher_without_visible_batchnorm():
+    with pytest.raises(DfadError, match="bn_prior needs a teacher with nn.BatchNorm"):
+        make_method(0, bn_prior=1.0)  # the default convnet teacher has no BatchNorm
+
+
+@pytest.mark.parametrize("weight", [-1.0, "high"])
+def test_option_weights_must_be_non_negative_numbers(weight):
+    with pytest.raises(DfadError, match="class_balance must be a number >= 0"):
+        make_method(0, class_balance=weight)
+
+
+def test_methods_that_do_not_train_dfads_generator_refuse_its_options():
+    from dfad.methods import METHODS
+
+    method = make_method(0)
+    parts = dict(teacher=method.teacher, student=method.student, generator=method.generator, task=method.task,
+                 student_optimizer=method.optimizers["student"], generator_optimizer=method.optimizers["generator"],
+                 student_scheduler=method.schedulers["student"], generator_scheduler=method.schedulers["generator"],
+                 batch_size=8, nz=16)
+    for name in ("random", "dafl"):
+        with pytest.raises(DfadError, match=f"option of method 'dfad', not of '{name}'"):
+            METHODS.build(name, class_balance=1.0, **parts)
