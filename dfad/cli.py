@@ -26,7 +26,8 @@ Data root: --data-root, else $DFAD_DATA_ROOT, else ~/.cache/dfad/data."""
 
 def _add_common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     p.add_argument("--config", default=None, help="YAML config file or shipped config name (digits, mnist, mnist_fast, cifar10, "
-                        "cifar10_cpu, cifar100, caltech101, camvid, nyuv2)")
+                        "cifar10_cpu, cifar100, caltech101, camvid, nyuv2, own_model; a distill run with "
+                        "--input-shape and no --config starts from own_model, the no-data defaults)")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (default: $DFAD_DATA_ROOT, "
                                                       "then ~/.cache/dfad/data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")

@@ -36,6 +36,11 @@ HEALTH_FIELDS = ("agreement", "agreement_memory", "teacher_top_class_share", "te
 COLLAPSE_SHARE = 0.5
 # Divergence: agreement fell at least this far below its best value so far in the run.
 DIVERGENCE_DROP = 0.2
+# Stall: after this many checks, agreement has never reached this value. Chosen on the runs of
+# results/health and results/foreign: every run whose student reached 0.85x its teacher had
+# agreement >= 0.70 by its third check; the failing ones stayed below 0.62.
+STALL_CHECKS = 3
+STALL_AGREEMENT = 0.65
 
 
 # The memory: MEMORY_PER_CHECK samples from each of the last MEMORY_CHECKS checks, fewer for large
@@ -138,26 +143,59 @@ def _agreement_on(teacher: nn.Module, student: nn.Module, images: Optional[torch
 @dataclass
 class HealthMonitor:
     """Warnings from successive health measurements. Each kind is raised once, when it starts,
-    and may be raised again after it cleared."""
+    and may be raised again after it cleared. Rules:
+    - collapse: one class takes >= COLLAPSE_SHARE of the teacher's predictions on generated
+      samples (3+ classes);
+    - stall: after STALL_CHECKS checks, agreement has never reached STALL_AGREEMENT (the
+      student is not learning the teacher at all);
+    - divergence: `divergence_signal` (an agreement) fell DIVERGENCE_DROP or more below its best."""
 
     best_agreement: float = -1.0
     active: set = field(default_factory=set)
+    divergence_signal: str = "agreement"
+    best_divergence_signal: float = -1.0
+    checks: int = 0
 
     def check(self, health: dict[str, float], iteration: int) -> list[str]:
+        return list(self.new_warnings(health, iteration).values())
+
+    def remember(self, past: dict) -> None:
+        """Take in an earlier check of this run (a metrics record, when resuming) without warning."""
+        if past.get("agreement") is not None:
+            self.checks += 1
+            self.best_agreement = max(self.best_agreement, past["agreement"])
+        if past.get(self.divergence_signal) is not None:
+            self.best_divergence_signal = max(self.best_divergence_signal, past[self.divergence_signal])
+
+    def new_warnings(self, health: dict[str, float], iteration: int) -> dict[str, str]:
+        """{kind: message} for the warnings that start at this check."""
         found = {}
+        self.checks += 1
         classes = int(health.get("num_classes", 0))
         share = health.get("teacher_top_class_share")
         if share is not None and classes >= 3 and share >= COLLAPSE_SHARE:
             found["collapse"] = (f"iteration {iteration}: generator collapse - the teacher puts {share:.0%} of generated "
                                  f"samples in one class (uniform: {1 / classes:.0%}); the student learns little "
-                                 f"about the other classes. Try a lower generator learning rate or a larger batch")
+                                 f"about the other classes. Try distill.method_args.class_balance (e.g. 1), a lower "
+                                 f"generator learning rate or a larger batch")
         agreement = health.get("agreement")
         if agreement is not None:
-            if agreement <= self.best_agreement - DIVERGENCE_DROP:
-                found["divergence"] = (f"iteration {iteration}: the student is diverging - it agrees with the teacher "
-                                       f"on {agreement:.0%} of fresh generated samples, down from {self.best_agreement:.0%}; "
-                                       f"lower the learning rates or decay them together (student and generator)")
             self.best_agreement = max(self.best_agreement, agreement)
-        new = [message for kind, message in found.items() if kind not in self.active]
+            if self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT:
+                found["stall"] = (f"iteration {iteration}: the student is not learning the teacher - it agrees with the "
+                                  f"teacher on at most {self.best_agreement:.0%} of fresh generated samples so far "
+                                  f"(learning runs pass {STALL_AGREEMENT:.0%} within 3 checks); change the student's "
+                                  f"learning rate (a dead network answers one class: lower it; a slow one: raise it) "
+                                  f"or try another student")
+        signal = health.get(self.divergence_signal)
+        if signal is not None:
+            if signal <= self.best_divergence_signal - DIVERGENCE_DROP:
+                where = "remembered" if self.divergence_signal == "agreement_memory" else "fresh"
+                found["divergence"] = (f"iteration {iteration}: the student is diverging - it agrees with the teacher "
+                                       f"on {signal:.0%} of {where} generated samples, down from "
+                                       f"{self.best_divergence_signal:.0%}; lower the learning rates or decay them "
+                                       f"together (student and generator)")
+            self.best_divergence_signal = max(self.best_divergence_signal, signal)
+        new = {kind: message for kind, message in found.items() if kind not in self.active}
         self.active = set(found)
         return new

@@ -355,6 +355,12 @@ MUTATIONS = [
         ("tests/test_priors.py::test_bn_statistics_are_zero_when_the_batch_matches_the_running_statistics_and_see_variance",),
         "the BatchNorm prior matches the teacher's means but not its variances"),
     Mutation(
+        "stall-never-warned", "dfad/health.py",
+        "            if self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT:\n",
+        "            if False:\n",
+        ("tests/test_health.py::test_stall_warning_rule",),
+        "a student that never learns (a dead network) raises no warning"),
+    Mutation(
         "memory-never-trimmed", "dfad/health.py",
         "        del self.batches[:-self.checks]\n",
         "        pass\n",

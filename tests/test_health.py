@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from dfad.health import COLLAPSE_SHARE, DIVERGENCE_DROP, HealthMonitor, health_noise, measure_health
+from dfad.health import (COLLAPSE_SHARE, DIVERGENCE_DROP, STALL_AGREEMENT, STALL_CHECKS, HealthMonitor, health_noise,
+                         measure_health)
 from dfad.models import build_model
 
 
@@ -89,6 +90,26 @@ def test_divergence_warning_rule():
     assert monitor.check({"agreement": 0.9 - DIVERGENCE_DROP + 0.01, "num_classes": 10}, 2) == []
     (warning,) = monitor.check({"agreement": 0.9 - DIVERGENCE_DROP, "num_classes": 10}, 3)
     assert "diverging" in warning and "90%" in warning
+
+
+def test_stall_warning_rule():
+    monitor = HealthMonitor()
+    low = {"agreement": STALL_AGREEMENT - 0.01, "num_classes": 10}
+    assert [monitor.check(low, i) for i in range(1, STALL_CHECKS)] == [[]] * (STALL_CHECKS - 1)  # too early
+    (warning,) = monitor.check(low, STALL_CHECKS)
+    assert "not learning" in warning
+    assert monitor.check({"agreement": STALL_AGREEMENT, "num_classes": 10}, 9) == []  # learning now: cleared
+    learned = HealthMonitor()
+    learned.remember({"agreement": STALL_AGREEMENT + 0.05})  # a resumed run that had learned: no stall
+    assert [learned.check(low, i) for i in range(2, 6)] == [[]] * 4
+
+
+def test_divergence_can_watch_the_remembered_samples():
+    monitor = HealthMonitor(divergence_signal="agreement_memory")
+    monitor.remember({"agreement": 0.9, "agreement_memory": 0.95})
+    assert monitor.check({"agreement": 0.5, "agreement_memory": 0.9, "num_classes": 10}, 2) == []  # fresh fell only
+    (warning,) = monitor.check({"agreement": 0.9, "agreement_memory": 0.95 - DIVERGENCE_DROP, "num_classes": 10}, 3)
+    assert "remembered" in warning and "95%" in warning
 
 
 def test_a_run_records_health_in_metrics_summary_progress_and_report(digits_teacher, tmp_path, capsys):

@@ -92,8 +92,7 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
     # Label-free health (dfad.health): warnings as they start; a resumed run remembers its best agreement.
     monitor = HealthMonitor()
     for past in result.history:
-        if past.get("agreement") is not None:
-            monitor.best_agreement = max(monitor.best_agreement, past["agreement"])
+        monitor.remember(past)
     last_agreement: Optional[float] = None
     session_start = time.perf_counter()
     start = session_start - elapsed_before  # elapsed time counts earlier sessions of a resumed run

@@ -49,7 +49,7 @@ def main() -> None:
     start = time.time()
     result = dfad.distill(args.teacher, args.student, input_shape=test.info.input_shape, input_mean=args.mean,
                           input_std=args.std, val_loader=test.loader(1000, shuffle=False), out=args.out,
-                          seed=args.seed, options=options, progress=False, force=True)
+                          seed=args.seed, options=options, progress=False)  # the same command resumes
     wall = time.time() - start
     validations = [r for r in result.history if "accuracy" in r]
     teacher_file = Path(args.teacher)
