@@ -28,6 +28,7 @@ from dfad.health import HealthMonitor
 DROP = 0.02  # a fall of the validation metric that counts as real
 GOOD = 0.9  # a student at >= 0.9 x its teacher's metric ended well
 FAILED = 0.5  # a student below 0.5 x its teacher's metric failed: a run a warning must not miss
+TEACHER_FACTS = Path(__file__).resolve().parents[1] / "results" / "foreign" / "teachers"
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -63,8 +64,12 @@ def _teacher_metric(run: Path, summary: dict, metric: str):
         teacher = json.loads(foreign.read_text()).get("teacher")
         if isinstance(teacher, dict):
             return teacher.get("test_accuracy")
-    # A teacher trained by `dfad train-teacher`: its run folder's summary.
     checkpoint = (summary.get("teacher_checkpoint") or _config_teacher_checkpoint(run) or "")
+    # A teacher of results/foreign/train_teachers.py: its facts file, by the teacher file's name.
+    facts = TEACHER_FACTS / f"{Path(checkpoint).stem}.json"
+    if checkpoint and facts.is_file():
+        return json.loads(facts.read_text()).get("test_accuracy")
+    # A teacher trained by `dfad train-teacher`: its run folder's summary.
     teacher_summary = Path(checkpoint).parent / "summary.json"
     if checkpoint and teacher_summary.is_file():
         return json.loads(teacher_summary.read_text()).get(f"teacher_{metric}")
@@ -96,7 +101,7 @@ def judge(kind: str, points: list[tuple[int, float]], warning_at: int, teacher: 
     return "true" if ends_badly or falls else "false"
 
 
-def analyse(run: Path, divergence_signal: str = "agreement") -> dict:
+def analyse(run: Path, divergence_signal: str = "agreement_memory") -> dict:
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     metric = summary.get("metric", "accuracy")
     records = _records(run)
@@ -134,7 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--json")
-    parser.add_argument("--divergence-signal", default="agreement", choices=["agreement", "agreement_memory"],
+    parser.add_argument("--divergence-signal", default="agreement_memory", choices=["agreement", "agreement_memory"],
                         help="which agreement the divergence rule watches in the replay")
     args = parser.parse_args()
     rows = [analyse(run, args.divergence_signal) for run in args.runs if (run / "metrics.jsonl").is_file()]

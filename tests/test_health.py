@@ -85,11 +85,15 @@ def test_collapse_warning_rule():
 
 
 def test_divergence_warning_rule():
-    monitor = HealthMonitor()
-    assert monitor.check({"agreement": 0.9, "num_classes": 10}, 1) == []
-    assert monitor.check({"agreement": 0.9 - DIVERGENCE_DROP + 0.01, "num_classes": 10}, 2) == []
-    (warning,) = monitor.check({"agreement": 0.9 - DIVERGENCE_DROP, "num_classes": 10}, 3)
-    assert "diverging" in warning and "90%" in warning
+    monitor = HealthMonitor()  # watches the remembered samples by default
+    assert monitor.check({"agreement": 0.9, "agreement_memory": 0.9, "num_classes": 10}, 1) == []
+    assert monitor.check({"agreement": 0.9, "agreement_memory": 0.9 - DIVERGENCE_DROP + 0.01, "num_classes": 10}, 2) == []
+    (warning,) = monitor.check({"agreement": 0.9, "agreement_memory": 0.9 - DIVERGENCE_DROP, "num_classes": 10}, 3)
+    assert "diverging" in warning and "90%" in warning and "remembered" in warning
+    fresh = HealthMonitor(divergence_signal="agreement")
+    fresh.remember({"agreement": 0.9})
+    (warning,) = fresh.check({"agreement": 0.9 - DIVERGENCE_DROP, "num_classes": 10}, 2)
+    assert "fresh" in warning
 
 
 def test_stall_warning_rule():
@@ -104,8 +108,8 @@ def test_stall_warning_rule():
     assert [learned.check(low, i) for i in range(2, 6)] == [[]] * 4
 
 
-def test_divergence_can_watch_the_remembered_samples():
-    monitor = HealthMonitor(divergence_signal="agreement_memory")
+def test_divergence_watches_the_remembered_samples_not_the_fresh_ones():
+    monitor = HealthMonitor()
     monitor.remember({"agreement": 0.9, "agreement_memory": 0.95})
     assert monitor.check({"agreement": 0.5, "agreement_memory": 0.9, "num_classes": 10}, 2) == []  # fresh fell only
     (warning,) = monitor.check({"agreement": 0.9, "agreement_memory": 0.95 - DIVERGENCE_DROP, "num_classes": 10}, 3)
