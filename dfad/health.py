@@ -113,7 +113,7 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
             student_classes.append(student(images).argmax(1).flatten().cpu())
             if start == 0:
                 first = images
-        remembered = _agreement_on(teacher, student, memory.images(), first, batch) if memory else None
+        remembered = _agreement_on(teacher, student, memory.images(), first, batch) if memory is not None else None
     t, s = torch.cat(teacher_classes), torch.cat(student_classes)
     shares = torch.bincount(t, minlength=num_classes).double() / len(t)
     present = shares[shares > 0]

@@ -337,8 +337,8 @@ MUTATIONS = [
         "a run whose student dfad cannot rebuild leaves nothing that `dfad export` can start from"),
     Mutation(
         "class-balance-not-in-generator-loss", "dfad/methods/dfad.py",
-        "            total = total + self.class_balance * parts[\"generator_class_balance\"]\n",
-        "            pass\n",
+        "            added[\"generator_class_balance\"] = (self.class_balance, class_balance_loss(teacher_out.float()))\n",
+        "            added[\"generator_class_balance\"] = (0.0, class_balance_loss(teacher_out.float()))\n",
         ("tests/test_priors.py::test_class_balance_alone_raises_the_entropy_of_the_teachers_classes",),
         "the class-balance option is logged but never reaches the generator's gradient"),
     Mutation(

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import DfadError
 from .base import METHODS
 from .dfad import DFAD, refuse_generator_options
+from .priors import class_balance_loss
 
 
 class PenultimateFeatures:
@@ -51,9 +52,8 @@ class DAFL(DFAD):
     def generator_losses(self, teacher_logits: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
         onehot = F.cross_entropy(teacher_logits, teacher_logits.argmax(1))
         activation = -features.abs().mean()
-        mean_prob = F.softmax(teacher_logits, dim=1).mean(0)
         # Negative entropy of the batch's class distribution: lowest when classes are balanced.
-        entropy = (mean_prob * torch.log(mean_prob.clamp_min(1e-12))).sum()
+        entropy = class_balance_loss(teacher_logits)
         return {"onehot": onehot, "activation": activation, "entropy": entropy}
 
     def step(self) -> dict[str, float]:

@@ -109,20 +109,19 @@ class DFAD(Method):
                     student_out, teacher_out = self.student(images), self.teacher(images)
         finally:
             self.student.train()
-        parts = {"generator_loss": self.task.generator_loss(student_out.float(), teacher_out.float())}
+        adversarial = self.task.generator_loss(student_out.float(), teacher_out.float())
+        added = {}  # name: (weight, unweighted term)
         if self.class_balance:
-            parts["generator_class_balance"] = class_balance_loss(teacher_out.float())
+            added["generator_class_balance"] = (self.class_balance, class_balance_loss(teacher_out.float()))
         if self.bn_statistics is not None:
-            parts["generator_bn_prior"] = self.bn_statistics.stop()
-        total = parts["generator_loss"]
-        if self.class_balance:
-            total = total + self.class_balance * parts["generator_class_balance"]
-        if self.bn_statistics is not None:
-            total = total + self.bn_prior * parts["generator_bn_prior"]
+            added["generator_bn_prior"] = (self.bn_prior, self.bn_statistics.stop())
+        total = adversarial
+        for weight, term in added.values():
+            total = total + weight * term
         self.update("generator", total)
         # Returns the paper's adversarial loss; each added term is logged (unweighted) beside it.
-        self.added_generator_terms = {k: v.item() for k, v in parts.items() if k != "generator_loss"}
-        return parts["generator_loss"].item()
+        self.added_generator_terms = {name: term.item() for name, (_, term) in added.items()}
+        return adversarial.item()
 
     def step(self) -> dict[str, float]:
         self.teacher.eval()
