@@ -39,7 +39,7 @@ class DistillResult:
         return Path(written["path"])
 
 
-def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: Sequence[int],
+def distill(teacher: nn.Module | str, student: nn.Module | str | None = None, *, input_shape: Sequence[int],
             num_classes: Optional[int] = None, task: str = "classification", out: Optional[str | Path] = None,
             iterations: Optional[int] = None, batch_size: Optional[int] = None,
             imitation_steps: Optional[int] = None, nz: Optional[int] = None, generator: Optional[str] = None,
@@ -57,7 +57,8 @@ def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: 
     teacher: any nn.Module returning logits [N, C] (classification) or [N, C, H, W]
         (segmentation), or a path in any form `dfad distill --teacher` takes. A module is moved to
         `device` and left in eval mode with its parameters' gradients off; it is never updated.
-    student: an nn.Module, or a model name (a dfad model or "torchvision:NAME").
+    student: an nn.Module, or a model name (a dfad model or "torchvision:NAME"); None: the
+        config's student (the no-data preset's: convnet_bn).
     input_shape: the teacher's input (C, H, W), H = W; the generator makes such images, read as
         inputs normalised with input_mean / input_std (default: ImageNet's for 3 channels).
     val_loader: optional (images, labels) batches to report the metric on at each validation.
@@ -77,7 +78,7 @@ def distill(teacher: nn.Module | str, student: nn.Module | str, *, input_shape: 
         raise DfadError("give both input_mean and input_std, or neither")
     if not isinstance(teacher, (nn.Module, str, Path)):
         raise DfadError(f"teacher must be an nn.Module or a file path, got {type(teacher).__name__}")
-    if not isinstance(student, (nn.Module, str)):
+    if student is not None and not isinstance(student, (nn.Module, str)):
         raise DfadError(f"student must be an nn.Module or a model name, got {type(student).__name__}")
     values: dict[str, Any] = {
         "task": task, "device": device, "precision": precision, "seed": seed,

@@ -21,6 +21,7 @@ from .registry import suggest
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 # What a run with no dataset and no config starts from (`dfad distill --input-shape`, `dfad.distill`).
 NO_DATA_PRESET = "own_model"
+AUTO_LR = "auto"  # distill.student_optimizer.lr chosen from the student (dfad.engine.optim.auto_student_lr)
 
 
 @dataclass
@@ -58,7 +59,9 @@ class DataConfig:
 @dataclass
 class OptimizerConfig:
     name: str = "sgd"  # sgd | adam
-    lr: float = 0.01
+    # A number, or (distill.student_optimizer only) "auto": 0.1 for a student with BatchNorm, 0.01
+    # for one without (the authors' rates for their BatchNorm students and for LeNet-5-half).
+    lr: Union[float, str] = 0.01
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam only
@@ -208,7 +211,11 @@ class Config:
             if opt.name not in ("sgd", "adam"):
                 raise DfadError(f"config: {key}.name must be 'sgd' or 'adam', got '{opt.name}'"
                                 f"{suggest(opt.name, ['sgd', 'adam'])}")
-            if opt.lr <= 0:
+            if isinstance(opt.lr, str):
+                if opt.lr != AUTO_LR or key != "distill.student_optimizer":
+                    where = "a number" if key != "distill.student_optimizer" else f"a number or '{AUTO_LR}'"
+                    raise DfadError(f"config: {key}.lr must be {where}, got '{opt.lr}'")
+            elif opt.lr <= 0:
                 raise DfadError(f"config: {key}.lr must be positive, got {opt.lr}")
         for key, sched in (("teacher.schedule", self.teacher.schedule),
                            ("distill.student_schedule", self.distill.student_schedule),
@@ -239,7 +246,12 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if value is None and type(None) in options:
             return None
         inner = [t for t in options if t is not type(None)]
-        return _coerce(value, inner[0], path)
+        for option in inner[:-1]:  # the first type the value fits
+            try:
+                return _coerce(value, option, path)
+            except DfadError:
+                pass
+        return _coerce(value, inner[-1], path)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise DfadError(f"config: {path} must be a mapping, got {value!r}")

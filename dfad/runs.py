@@ -4,6 +4,7 @@ Each function takes a validated `Config` and writes a run folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 import torchvision.transforms.v2.functional as TF
 
-from .config import Config, config_to_dict, load_config
+from .config import AUTO_LR, Config, config_to_dict, load_config
 from .data.augment import get_augmentation, random_crops
 from .data import DATASETS, DatasetInfo, ImageDataset, denormalize, normalize, resolve_data_root
 from .engine import RunDir, build_model_from_entry, evaluate, fit, load_checkpoint
@@ -29,7 +30,7 @@ from .engine import runtime
 from .engine.compile import compile_generator
 from .engine.distributed import SINGLE, Distributed, from_environment
 from .engine.precision import check_precision
-from .engine.optim import build_optimizer, build_scheduler
+from .engine.optim import auto_student_lr, build_optimizer, build_scheduler
 from .errors import DfadError
 from .health import HEALTH_FIELDS
 from .methods import METHODS
@@ -405,7 +406,10 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
         generator = generator.to(memory_format=torch.channels_last)
     for model in (student, generator):
         distributed.broadcast_module(model)
-    s_opt = build_optimizer(student.parameters(), dc.student_optimizer)
+    student_optimizer = dc.student_optimizer
+    if student_optimizer.lr == AUTO_LR:  # chosen from the student; metrics log it as lr_student
+        student_optimizer = dataclasses.replace(student_optimizer, lr=auto_student_lr(student))
+    s_opt = build_optimizer(student.parameters(), student_optimizer)
     g_opt = build_optimizer(generator.parameters(), dc.generator_optimizer)
     extra = {"generator_forward": compile_generator(generator, torch.device(device))} if dc.compile else {}
     extra["generation_student_bn"] = dc.generation_student_bn

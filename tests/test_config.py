@@ -1,6 +1,8 @@
 """Configs: YAML + overrides into validated dataclasses, with errors that name the fix."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dfad.config import Config, load_config, parse_override, resolve_config_path
@@ -41,6 +43,35 @@ def test_generation_student_bn_reaches_the_method(mode):
     teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
     method = build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
     assert method.generation_student_bn == mode
+
+
+@pytest.mark.parametrize("student, lr", [("convnet", 0.01), ("convnet_bn", 0.1), ("cifar_resnet8", 0.1)])
+def test_auto_student_lr_follows_the_students_batchnorm(student, lr):
+    """`lr: auto` (the no-data preset's): the authors' 0.1 for a BatchNorm student, their 0.01 for a
+    student without (a plain CNN at 0.1 died in DFAD's first iterations, results/foreign)."""
+    import torch
+
+    from dfad.data import DatasetInfo
+    from dfad.models import build_model
+    from dfad.runs import build_distillation
+    from dfad.tasks import Classification
+
+    cfg = load_config("own_model", [f"distill.student={{arch: {student}, args: {{}}}}", "distill.generator.args.ngf=4"])
+    assert cfg.distill.student_optimizer.lr == "auto"
+    info = DatasetInfo("none", 10, 1, 8, (0.5,), (0.5,))
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
+    method = build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
+    assert method.optimizers["student"].param_groups[0]["lr"] == lr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("distill.student_optimizer.lr=fast", "distill.student_optimizer.lr must be a number or 'auto', got 'fast'"),
+    ("distill.generator_optimizer.lr=auto", "distill.generator_optimizer.lr must be a number, got 'auto'"),
+    ("teacher.optimizer.lr=auto", "teacher.optimizer.lr must be a number, got 'auto'"),
+])
+def test_auto_lr_is_only_for_the_student(override, message):
+    with pytest.raises(DfadError, match=re.escape(message)):
+        load_config("own_model", [override])
 
 
 def test_yaml_only_states_what_differs(tmp_path):

@@ -2,7 +2,7 @@
 teacher's labelled test split as `val_loader` only to *measure* what the user could not.
 
     python results/foreign/distill_teacher.py TEACHER_FILE --dataset NAME --size S --mean M.. --std S..
-        --student NAME --out RUN [--threads N] [--set KEY=VALUE ...]
+        [--student NAME] --out RUN [--threads N] [--set KEY=VALUE ...]
 
 `--set` values are YAML (as CLI overrides); without any, the run uses the `own_model` preset
 unchanged. Writes the usual run folder plus RUN/foreign.json (command, teacher facts, wall time,
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--mean", type=float, nargs="+", required=True)
     parser.add_argument("--std", type=float, nargs="+", required=True)
-    parser.add_argument("--student", required=True)
+    parser.add_argument("--student", default=None, help="default: the own_model preset's student")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

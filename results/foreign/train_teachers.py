@@ -3,7 +3,7 @@ model classes, saved as the files a user would hand to `dfad distill` (.pt2 or T
 
     python results/foreign/train_teachers.py NAME --data-root DATA --out DIR [--threads N]
 
-NAME: lenet5_fmnist | vggbn_mnist | vggbn_fmnist | tv_resnet18_fmnist | resnet20_cifar10. Writes DIR/NAME.pt2
+NAME: lenet5_fmnist | lenet5_mnist_tune (tuning only) | vggbn_mnist | vggbn_fmnist | tv_resnet18_fmnist | resnet20_cifar10. Writes DIR/NAME.pt2
 (or .ts) and DIR/NAME.json (test accuracy, wall time, input facts, the machine). The data are read
 with dfad's dataset readers only for convenience (in-memory tensors); the models and the training
 are the user's own.
@@ -115,6 +115,8 @@ def tv_resnet18_gray():
 # name: (model factory, dataset, size, (mean, std), epochs, batch, optimiser, lr, augment, saved form)
 TEACHERS = {
     "lenet5_fmnist": (LeNet5, "fashion_mnist", 28, HALF_STATS, 10, 128, "adam", 1e-3, False, "ts"),
+    # A tuning teacher (not held out): the held-out LeNet-5's recipe on MNIST.
+    "lenet5_mnist_tune": (LeNet5, "mnist", 28, HALF_STATS, 10, 128, "adam", 1e-3, False, "ts"),
     "vggbn_mnist": (VGGBN, "mnist", 28, MNIST_STATS, 3, 128, "adam", 1e-3, False, "pt2"),
     "vggbn_fmnist": (VGGBN, "fashion_mnist", 28, HALF_STATS, 3, 128, "adam", 1e-3, False, "pt2"),
     "tv_resnet18_fmnist": (tv_resnet18_gray, "fashion_mnist", 28, HALF_STATS, 3, 128, "sgd", 0.05, False, "pt2"),
