@@ -2,6 +2,8 @@
 name), exported programs (`.pt2`), TorchScript, and - only when trusted - pickled modules."""
 from __future__ import annotations
 
+import functools
+
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +35,46 @@ class FrozenGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph(x)
+
+    def expose_batchnorm_inputs(self) -> list["BatchNormInput"]:
+        """Put an identity module before each inference-mode BatchNorm op of the graph, holding
+        that op's running statistics, so forward hooks can read what the op normalises (the
+        BatchNorm prior). Idempotent: a second call returns the same modules."""
+        found = [m for m in self.graph.modules() if isinstance(m, BatchNormInput)]
+        if found:
+            return found
+        graph = self.graph.graph
+        for node in list(graph.nodes):
+            if node.op != "call_function" or node.target != torch.ops.aten.batch_norm.default:
+                continue
+            source, _, _, mean_node, var_node, training = node.args[:6]
+            if training or getattr(mean_node, "op", None) != "get_attr" or getattr(var_node, "op", None) != "get_attr":
+                continue
+            observer = BatchNormInput(_attribute(self.graph, mean_node.target), _attribute(self.graph, var_node.target))
+            name = f"dfad_batchnorm_input_{len(found)}"
+            self.graph.add_submodule(name, observer)
+            with graph.inserting_before(node):
+                observed = graph.call_module(name, (source,))
+            node.replace_input_with(source, observed)
+            found.append(observer)
+        self.graph.recompile()
+        return found
+
+
+class BatchNormInput(nn.Module):
+    """Identity before a BatchNorm op inside an exported graph; carries the op's running
+    statistics as `running_mean` / `running_var`, like an nn.BatchNorm layer."""
+
+    def __init__(self, running_mean: torch.Tensor, running_var: torch.Tensor):
+        super().__init__()
+        self.running_mean, self.running_var = running_mean, running_var
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _attribute(module: nn.Module, dotted: str) -> torch.Tensor:
+    return functools.reduce(getattr, dotted.split("."), module)
 
 
 def _zip_names(path: Path) -> list[str]:

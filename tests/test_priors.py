@@ -114,8 +114,35 @@ def test_bn_statistics_are_zero_when_the_batch_matches_the_running_statistics_an
     assert stats.stop().item() == pytest.approx(float(torch.linalg.vector_norm(3 * layer.running_var)), rel=1e-4)
 
 
+def test_bn_statistics_read_an_exported_teachers_batchnorm_ops_as_its_modules(tmp_path):
+    """A .pt2 teacher (FrozenGraph) has no BatchNorm modules; identity modules put before its
+    BatchNorm ops give the same distance as hooks on the original layers, outputs unchanged."""
+    from dfad.model_files import FrozenGraph, load_model_file
+
+    torch.manual_seed(0)
+    teacher = bn_teacher().eval()
+    with torch.no_grad():
+        teacher.features[1].running_mean.fill_(0.5)
+        teacher.features[1].running_var.fill_(0.2)
+    x = torch.randn(16, 1, 8, 8)
+    path = tmp_path / "teacher.pt2"
+    torch.export.save(torch.export.export(teacher, (x,)), path)
+    exported = load_model_file(path)
+    assert isinstance(exported, FrozenGraph)
+    with torch.no_grad():
+        before = exported(x)
+        module_stats, graph_stats = BatchNormStatistics(teacher), BatchNormStatistics(exported)
+        for model, stats in ((teacher, module_stats), (exported, graph_stats)):
+            stats.start()
+            model(x)
+        expected, measured = module_stats.stop().item(), graph_stats.stop().item()
+        assert len(graph_stats.layers) == len(module_stats.layers) >= 1
+        assert measured == pytest.approx(expected, rel=1e-5) and expected > 0.1
+        assert torch.equal(exported(x), before)
+
+
 def test_bn_prior_refuses_a_teacher_without_visible_batchnorm():
-    with pytest.raises(DfadError, match="bn_prior needs a teacher with nn.BatchNorm"):
+    with pytest.raises(DfadError, match="bn_prior needs a teacher with BatchNorm layers"):
         make_method(0, bn_prior=1.0)  # the default convnet teacher has no BatchNorm
 
 

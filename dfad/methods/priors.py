@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..errors import DfadError
+from ..model_files import FrozenGraph
 
 
 def class_balance_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -22,17 +23,19 @@ class BatchNormStatistics:
     between the mean and variance of its input on the current batch and the layer's running
     statistics (those of the teacher's training data), summed over layers.
 
-    Found through forward hooks on nn.BatchNorm* modules, so it needs a teacher whose BatchNorm
-    layers are modules (an nn.Module, a dfad checkpoint or a state dict); an exported program or
-    TorchScript file folds them into its graph. Collects only between start() and stop()."""
+    Found through forward hooks on nn.BatchNorm* modules, or, in an exported program (.pt2), on
+    identity modules put before its BatchNorm ops (FrozenGraph.expose_batchnorm_inputs). A
+    TorchScript file folds them out of reach. Collects only between start() and stop()."""
 
     def __init__(self, teacher: nn.Module):
         self.layers = [m for m in teacher.modules()
                        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+        if isinstance(teacher, FrozenGraph):
+            self.layers = teacher.expose_batchnorm_inputs()
         if not self.layers:
-            raise DfadError(f"distill.method_args.bn_prior needs a teacher with nn.BatchNorm layers holding running "
-                            f"statistics; {type(teacher).__name__} has none visible (an exported .pt2 or TorchScript "
-                            f"teacher hides them: pass the nn.Module, a dfad checkpoint or a state dict with "
+            raise DfadError(f"distill.method_args.bn_prior needs a teacher with BatchNorm layers holding running "
+                            f"statistics; {type(teacher).__name__} has none visible (a TorchScript teacher hides "
+                            f"them: pass the nn.Module, an exported .pt2, a dfad checkpoint or a state dict with "
                             f"--teacher-arch), or set bn_prior to 0")
         self.terms: list[torch.Tensor] = []
         self.collecting = False
