@@ -146,6 +146,16 @@ def test_bn_prior_refuses_a_teacher_without_visible_batchnorm():
         make_method(0, bn_prior=1.0)  # the default convnet teacher has no BatchNorm
 
 
+def test_optional_bn_prior_runs_without_the_term_and_says_so_when_the_teacher_has_no_batchnorm():
+    with pytest.warns(UserWarning, match="bn_prior is off for this run"):
+        method = make_method(0, bn_prior=1.0, bn_prior_optional=True)  # convnet teacher: no BatchNorm
+    method.generation_step()
+    assert method.bn_statistics is None and "generator_bn_prior" not in method.added_generator_terms
+    with_batchnorm = make_method(0, teacher=bn_teacher, bn_prior=1.0, bn_prior_optional=True)
+    with_batchnorm.generation_step()
+    assert with_batchnorm.added_generator_terms["generator_bn_prior"] > 0
+
+
 @pytest.mark.parametrize("weight", [-1.0, "high"])
 def test_option_weights_must_be_non_negative_numbers(weight):
     with pytest.raises(DfadError, match="class_balance must be a number >= 0"):

@@ -2,6 +2,7 @@
 generated samples while the generator seeks samples on which they disagree most."""
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from statistics import fmean
 
@@ -30,7 +31,7 @@ def no_param_grads(model: nn.Module):
 
 def refuse_generator_options(method: str, arguments: dict) -> None:
     """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options."""
-    for name in ("class_balance", "bn_prior"):
+    for name in ("class_balance", "bn_prior", "bn_prior_optional"):
         if arguments.get(name):
             raise DfadError(f"distill.method_args.{name} is an option of method 'dfad', not of '{method}'; remove it")
 
@@ -50,6 +51,9 @@ class DFAD(Method):
     - bn_prior: weight of the distance between the batch statistics at the teacher's BatchNorm
       layers and their running statistics (DeepInversion, Yin et al. 2020; DFQ): pushes the
       samples towards the statistics of the teacher's training data.
+    - bn_prior_optional: with a teacher whose BatchNorm statistics are out of reach (none, or a
+      TorchScript file), run without the prior (and say so) instead of refusing: the no-data
+      preset's setting, where the teacher is whatever the user brings.
     """
 
     def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
@@ -57,7 +61,8 @@ class DFAD(Method):
                  student_scheduler, generator_scheduler, batch_size: int, nz: int,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
                  grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
-                 generation_student_bn: str = "train", class_balance: float = 0.0, bn_prior: float = 0.0):
+                 generation_student_bn: str = "train", class_balance: float = 0.0, bn_prior: float = 0.0,
+                 bn_prior_optional: bool = False):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
         for name, weight in (("class_balance", class_balance), ("bn_prior", bn_prior)):
@@ -65,7 +70,7 @@ class DFAD(Method):
                 raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {weight!r}")
         self.teacher = freeze(teacher)
         self.class_balance = float(class_balance)
-        self.bn_statistics = BatchNormStatistics(self.teacher) if bn_prior > 0 else None
+        self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional)
         self.bn_prior = float(bn_prior)
         self.generation_student_bn = generation_student_bn
         self.student, self.generator, self.task = student, generator, task
@@ -86,6 +91,18 @@ class DFAD(Method):
 
     def noise(self) -> torch.Tensor:
         return torch.randn(self.batch_size, self.nz, device=self.device)
+
+    def _batchnorm_statistics(self, weight: float, optional: bool) -> BatchNormStatistics | None:
+        if weight <= 0:
+            return None
+        try:
+            return BatchNormStatistics(self.teacher)
+        except DfadError:
+            if not optional:
+                raise
+            warnings.warn("bn_prior is off for this run: the teacher's BatchNorm running statistics are out of reach "
+                          "(no BatchNorm layers, or a TorchScript file); DFAD runs without that prior", stacklevel=2)
+            return None
 
     def imitation_step(self) -> float:
         with torch.no_grad(), self.autocast():
