@@ -3,7 +3,6 @@ name), exported programs (`.pt2`), TorchScript, and - only when trusted - pickle
 from __future__ import annotations
 
 import functools
-
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path

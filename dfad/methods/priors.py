@@ -28,10 +28,11 @@ class BatchNormStatistics:
     TorchScript file folds them out of reach. Collects only between start() and stop()."""
 
     def __init__(self, teacher: nn.Module):
-        self.layers = [m for m in teacher.modules()
-                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
         if isinstance(teacher, FrozenGraph):
             self.layers = teacher.expose_batchnorm_inputs()
+        else:
+            self.layers = [m for m in teacher.modules()
+                           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
         if not self.layers:
             raise DfadError(f"distill.method_args.bn_prior needs a teacher with BatchNorm layers holding running "
                             f"statistics; {type(teacher).__name__} has none visible (a TorchScript teacher hides "
