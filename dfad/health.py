@@ -9,6 +9,12 @@ RNG: drawing it never shifts training, and the student never trains on these exa
 - `teacher_class_entropy`: the entropy of the teacher's predicted-class histogram over log C
   (1 = every class equally often, 0 = one class only).
 
+- `agreement_confident`: agreement only where the teacher's softmax probability is at least
+  CONFIDENT (samples or pixels). The generator seeks samples near the teacher's decision
+  boundaries, where even a good student often disagrees; where the teacher is sure, a student
+  that learned it should agree. Across the held-out teachers of results/foreign it ranks the
+  students' real accuracy better than `agreement` does (results/foreign/README.md).
+
 - `agreement_memory`: agreement on a memory of generated samples kept from the last few
   checks (`SampleMemory`). Fresh samples come from a generator that keeps moving to where the
   student is wrong, so `agreement` measures the game; the memory stays put, so a student that
@@ -30,7 +36,10 @@ from .engine.state import preserved_buffers
 
 HEALTH_SAMPLES = 256
 # What measure_health reports (besides num_classes), in the order summaries list them.
-HEALTH_FIELDS = ("agreement", "agreement_memory", "teacher_top_class_share", "teacher_class_entropy")
+HEALTH_FIELDS = ("agreement", "agreement_confident", "agreement_memory", "teacher_top_class_share",
+                 "teacher_class_entropy")
+# agreement_confident counts the samples (pixels) on which the teacher's top probability is at least this.
+CONFIDENT = 0.9
 # Collapse: one class takes at least this share of the teacher's predictions (3+ classes only,
 # where a uniform share is at most a third).
 COLLAPSE_SHARE = 0.5
@@ -100,7 +109,7 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
     (its BatchNorm normalises the batch); teacher and student predict in eval mode, as they are
     used. Nothing about the models changes."""
     generate = generate or generator
-    teacher_classes, student_classes = [], []
+    teacher_classes, student_classes, teacher_sure = [], [], []
     with unchanged(teacher, student, generator):
         generator.train()
         teacher.eval()
@@ -110,16 +119,19 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
             teacher_logits = teacher(images)
             num_classes = teacher_logits.shape[1]
             teacher_classes.append(teacher_logits.argmax(1).flatten().cpu())
+            teacher_sure.append((teacher_logits.float().softmax(1).amax(1) >= CONFIDENT).flatten().cpu())
             student_classes.append(student(images).argmax(1).flatten().cpu())
             if start == 0:
                 first = images
         remembered = _agreement_on(teacher, student, memory.images(), first, batch) if memory is not None else None
-    t, s = torch.cat(teacher_classes), torch.cat(student_classes)
+    t, s, sure = torch.cat(teacher_classes), torch.cat(student_classes), torch.cat(teacher_sure)
     shares = torch.bincount(t, minlength=num_classes).double() / len(t)
     present = shares[shares > 0]
     entropy = float(-(present * present.log()).sum()) / math.log(num_classes) if num_classes > 1 else 1.0
     health = {"agreement": float((t == s).double().mean()), "teacher_top_class_share": float(shares.max()),
               "teacher_class_entropy": entropy, "num_classes": num_classes}
+    if sure.any():  # absent while the teacher is sure of nothing the generator makes
+        health["agreement_confident"] = float((t[sure] == s[sure]).double().mean())
     if memory is not None:
         if remembered is not None:
             health["agreement_memory"] = remembered

@@ -398,8 +398,12 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
                               **dc.student.args)
     student = student.to(device)
     check_model_outputs(student, task, info, f"student '{describe_model(student)}'", device)
+    generator_args = dict(dc.generator.args)
+    if generator_args.get("output") == "pixels":  # pixels -> the teacher's normalised inputs
+        generator_args.setdefault("pixel_mean", list(info.mean))
+        generator_args.setdefault("pixel_std", list(info.std))
     generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,
-                            **dc.generator.args).to(device)
+                            **generator_args).to(device)
     if sync_batchnorm:  # after the dry forward pass, before the optimisers take the parameters
         student, generator = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (student, generator))
     if dc.channels_last:

@@ -62,6 +62,26 @@ def test_segmentation_counts_pixels():
     assert health["agreement"] == 1.0 and health["num_classes"] == 5
 
 
+def test_confident_agreement_counts_only_samples_the_teacher_is_sure_of():
+    class HalfSure(nn.Module):
+        """Class 0 for every sample: with logit 10 (p > 0.99) on even samples, 0.1 (p < 0.2) on odd ones."""
+
+        def forward(self, x):
+            logits = torch.zeros(len(x), 5)
+            logits[:, 0] = torch.where(torch.arange(len(x)) % 2 == 0, 10.0, 0.1)
+            return logits
+
+    class WrongWhereSure(nn.Module):  # class 1 on even samples, class 0 on odd ones
+        def forward(self, x):
+            return torch.eye(5)[(torch.arange(len(x)) + 1) % 2]
+
+    _, generator = _networks()
+    health = measure_health(HalfSure(), WrongWhereSure(), generator, health_noise(8, seed=0, samples=32))
+    assert health["agreement"] == 0.5 and health["agreement_confident"] == 0.0
+    health = measure_health(ConstantClass(5, 1), ConstantClass(5, 1), generator, health_noise(8, seed=0, samples=8))
+    assert "agreement_confident" not in health  # p = e/(e+4) < 0.9: sure of nothing, nothing to report
+
+
 def test_balanced_predictions_have_entropy_one():
     class Alternating(nn.Module):
         def forward(self, x):

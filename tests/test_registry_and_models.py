@@ -58,6 +58,34 @@ def test_generator_a_shapes_and_normalised_output(size, channels):
     assert g.dfad_spec == {"arch": "generator_a", "args": {"nz": 20, "ngf": 8, "channels": channels, "image_size": size}}
 
 
+def test_generator_a_pixel_output_lies_in_the_normalised_pixel_range():
+    """output="pixels": Tanh read as pixels in [0, 1], then normalised with the teacher's mean/std;
+    no batch standardisation (a batch of all-dark images stays dark)."""
+    torch.manual_seed(0)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.2435, 0.2616)
+    g = build_model("generator_a", nz=20, ngf=8, channels=3, image_size=8, output="pixels", pixel_mean=mean,
+                    pixel_std=std)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and not m.affine for m in g.modules())
+    pixels = g(torch.randn(64, 20)) * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    assert pixels.min() >= 0 and pixels.max() <= 1 and pixels.std() > 0.01
+    with pytest.raises(ValueError, match="standardised, pixels"):
+        build_model("generator_a", output="raw")
+
+
+def test_generator_pixel_output_takes_the_runs_input_statistics():
+    from dfad.config import load_config
+    from dfad.data import DatasetInfo
+    from dfad.runs import build_distillation
+    from dfad.tasks import Classification
+
+    cfg = load_config("own_model", ["distill.generator.args={ngf: 4, output: pixels}"])
+    info = DatasetInfo("none", 10, 1, 8, (0.1307,), (0.3081,))
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
+    method = build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
+    assert method.generator.dfad_spec["args"]["pixel_mean"] == [0.1307]
+    assert method.generator.pixel_std.flatten().tolist() == pytest.approx([0.3081])
+
+
 def test_generator_a_channels_last_is_the_same_function():
     torch.manual_seed(0)
     g = build_model("generator_a", nz=20, ngf=16, channels=1, image_size=32)

@@ -1,7 +1,7 @@
 """Generators that map noise z ~ N(0, I) to images in the teacher's normalised input space."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -192,10 +192,26 @@ class GeneratorA(nn.Module):
     -> [nearest x2, 3x3 conv, BN, LeakyReLU, 3x3 conv to `channels`, Tanh] -> affine-free BatchNorm.
     The final BatchNorm standardises each channel of the batch, which places samples
     roughly where normalised real images live.
+
+    output="pixels" (an option, not the paper's) drops that BatchNorm: the Tanh's range is read
+    as pixels in [0, 1] and normalised with the teacher's input mean and std, so samples can
+    sit where the teacher's real inputs do (e.g. a -1 background under 0.5/0.5 normalisation,
+    which a batch-standardised output centres at 0).
     """
 
-    def __init__(self, nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int = 32):
+    OUTPUTS = ("standardised", "pixels")
+
+    def __init__(self, nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int = 32,
+                 output: str = "standardised", pixel_mean: Sequence[float] = (0.0,),
+                 pixel_std: Sequence[float] = (1.0,)):
         super().__init__()
+        if output not in self.OUTPUTS:
+            raise ValueError(f"GeneratorA output must be one of {', '.join(self.OUTPUTS)}; got '{output}'")
+        self.output = output
+        self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
         if image_size % 4:
             raise ValueError(f"GeneratorA needs an image size divisible by 4, got {image_size}")
         self.nz, self.channels, self.image_size = nz, channels, image_size
@@ -213,17 +229,22 @@ class GeneratorA(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             FewOutputConv2d(ngf, channels),
             nn.Tanh(),
-            nn.BatchNorm2d(channels, affine=False),
+            *([nn.BatchNorm2d(channels, affine=False)] if output == "standardised" else []),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z.flatten(1)).view(z.shape[0], -1, self.init_size, self.init_size)
-        return self.block2(self.block1(self.project_norm(x)))
+        x = self.block2(self.block1(self.project_norm(x)))
+        if self.output == "pixels":
+            x = ((x + 1) / 2 - self.pixel_mean) / self.pixel_std
+        return x
 
 
 @MODELS.register("generator_a")
-def generator_a(nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int = 32) -> GeneratorA:
-    return GeneratorA(nz, ngf, channels, image_size)
+def generator_a(nz: int = 100, ngf: int = 64, channels: int = 1, image_size: int = 32,
+                output: str = "standardised", pixel_mean: Sequence[float] = (0.0,),
+                pixel_std: Sequence[float] = (1.0,)) -> GeneratorA:
+    return GeneratorA(nz, ngf, channels, image_size, output, pixel_mean, pixel_std)
 
 
 class _ProjectedUpsampler(nn.Module):
