@@ -400,6 +400,11 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
     check_model_outputs(student, task, info, f"student '{describe_model(student)}'", device)
     generator_args = dict(dc.generator.args)
     if generator_args.get("output") == "pixels":  # pixels -> the teacher's normalised inputs
+        if info.name == "none" and cfg.data.mean is None:
+            warnings.warn(f"the generator makes pixels normalised as your teacher's inputs, assumed to be "
+                          f"mean {list(info.mean)}, std {list(info.std)}; if the teacher was trained with other "
+                          f"statistics, give them (--input-mean/--input-std, or input_mean/input_std in the API)",
+                          stacklevel=2)
         generator_args.setdefault("pixel_mean", list(info.mean))
         generator_args.setdefault("pixel_std", list(info.std))
     generator = build_model(dc.generator.arch, nz=dc.nz, channels=info.channels, image_size=info.image_size,

@@ -1,6 +1,8 @@
 """Registries build models by name; model sizes match the paper's."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -78,12 +80,28 @@ def test_generator_pixel_output_takes_the_runs_input_statistics():
     from dfad.runs import build_distillation
     from dfad.tasks import Classification
 
-    cfg = load_config("own_model", ["distill.generator.args={ngf: 4, output: pixels}"])
+    cfg = load_config("own_model", ["distill.generator.args={ngf: 4, output: pixels}", "data.mean=[0.1307]",
+                                    "data.std=[0.3081]"])
     info = DatasetInfo("none", 10, 1, 8, (0.1307,), (0.3081,))
     teacher = build_model("convnet", num_classes=10, in_channels=1, width=4)
-    method = build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        method = build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
+    assert not [w for w in caught if "assumed" in str(w.message)]  # statistics given: nothing assumed
     assert method.generator.dfad_spec["args"]["pixel_mean"] == [0.1307]
     assert method.generator.pixel_std.flatten().tolist() == pytest.approx([0.3081])
+
+
+def test_pixel_output_warns_when_the_input_statistics_are_assumed():
+    from dfad.config import load_config
+    from dfad.runs import build_distillation, data_free_info
+    from dfad.tasks import Classification
+
+    cfg = load_config("own_model", ["distill.generator.args.ngf=4", "data.channels=1", "data.image_size=8"])
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4).eval()
+    info = data_free_info(cfg, teacher, Classification(), torch.device("cpu"), "teacher")
+    with pytest.warns(UserWarning, match=r"assumed to be mean \[0.5\], std \[0.5\].*--input-mean/--input-std"):
+        build_distillation(cfg, teacher, info, Classification(), torch.device("cpu"))
 
 
 def test_generator_a_channels_last_is_the_same_function():
