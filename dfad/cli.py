@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from .errors import DfadError, Interrupted
@@ -278,10 +279,18 @@ def run(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    formatwarning = warnings.formatwarning
+    if not args.debug:  # dfad's warnings speak to the user: one line each, without the source line
+        warnings.formatwarning = _one_line_warning
     try:
         return _run_reporting_errors(args)
     finally:
+        warnings.formatwarning = formatwarning
         _leave_process_group()
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"dfad: warning: {message}\n"
 
 
 def _leave_process_group() -> None:

@@ -144,3 +144,26 @@ def test_help_lists_every_subcommand():
     assert result.returncode == 0
     for command in ("demo", "train-teacher", "distill", "evaluate", "reproduce"):
         assert command in result.stdout
+
+
+def test_warnings_reach_the_user_as_one_line_each(monkeypatch, capsys, tmp_path):
+    import sys
+    import warnings
+
+    from dfad import cli
+
+    def warn(args):
+        warnings.warn("bn_prior is off for this run", UserWarning)
+        return 0
+
+    monkeypatch.setattr(cli, "run", warn)
+    formatwarning = warnings.formatwarning
+    def show(message, category, filename, lineno, file=None, line=None):  # Python's, which pytest replaces
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        assert cli.main(["report", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == "dfad: warning: bn_prior is off for this run\n"
+    assert warnings.formatwarning is formatwarning  # the library's callers keep Python's format
