@@ -208,10 +208,11 @@ class GeneratorA(nn.Module):
         if output not in self.OUTPUTS:
             raise ValueError(f"GeneratorA output must be one of {', '.join(self.OUTPUTS)}; got '{output}'")
         self.output = output
-        self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32).view(1, -1, 1, 1),
-                             persistent=False)
-        self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32).view(1, -1, 1, 1),
-                             persistent=False)
+        if output == "pixels":  # constants that follow the module's device; not saved (the args hold them)
+            self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32).view(1, -1, 1, 1),
+                                 persistent=False)
+            self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32).view(1, -1, 1, 1),
+                                 persistent=False)
         if image_size % 4:
             raise ValueError(f"GeneratorA needs an image size divisible by 4, got {image_size}")
         self.nz, self.channels, self.image_size = nz, channels, image_size
