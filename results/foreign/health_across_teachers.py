@@ -25,31 +25,11 @@ from dfad.health import health_noise, measure_health
 from dfad.model_files import load_model_file
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.health_tracking import correlations  # noqa: E402
 from train_teachers import cpu_name  # noqa: E402
 
 SIGNALS = ("agreement", "agreement_confident", "teacher_top_class_share", "teacher_class_entropy")
-
-
-def ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):  # ties share their mean rank
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2
-        i = j + 1
-    return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
-    return cov / var if var else float("nan")
 
 
 def measure(run: Path) -> dict:
@@ -84,15 +64,15 @@ def main() -> None:
         row = measure(run)
         table.append(row)
         print(json.dumps(row), flush=True)
-    correlations = {}
+    rank_correlations = {}
     for key in SIGNALS:
         pairs = [(r[key], r["ratio"]) for r in table if key in r]
         if len(pairs) >= 3:
-            correlations[key] = round(spearman([p[0] for p in pairs], [p[1] for p in pairs]), 3)
-    print("Spearman with student/teacher accuracy:", correlations)
+            rank_correlations[key] = round(correlations([p[0] for p in pairs], [p[1] for p in pairs])[0], 3)
+    print("Spearman with student/teacher accuracy:", rank_correlations)
     Path(args.out).write_text(json.dumps({
         "command": " ".join(["python", "results/foreign/health_across_teachers.py", *sys.argv[1:]]),
-        "runs": table, "spearman_with_ratio": correlations, "cpu": cpu_name(), "torch": torch.__version__,
+        "runs": table, "spearman_with_ratio": rank_correlations, "cpu": cpu_name(), "torch": torch.__version__,
         "wall_s": round(time.time() - start, 1)}, indent=2) + "\n")
 
 
