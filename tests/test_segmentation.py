@@ -36,7 +36,7 @@ def test_generator_loss_is_minus_log_of_l1_plus_one():
     assert task.generator_loss(s, t).item() == pytest.approx(-math.log(3.0))
 
 
-@pytest.mark.parametrize("arch", ["deeplabv3_resnet50", "deeplabv3_mobilenetv2"])
+@pytest.mark.parametrize("arch", ["deeplabv3_resnet50", "deeplabv3_resnet18", "deeplabv3_mobilenetv2"])
 def test_deeplab_models_give_per_pixel_logits_at_input_size(arch):
     model = build_model(arch, num_classes=5).eval()
     with torch.no_grad():
@@ -60,6 +60,16 @@ def test_deeplab_networks_have_the_authors_strides_and_atrous_rates():
     for model in (student, teacher):
         aspp = model.classifier[0]
         assert [branch[0].dilation[0] for branch in aspp.convs[1:4]] == [12, 24, 32]
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_deeplab_resnet18_is_dilated_to_its_output_stride(output_stride):
+    """BasicBlocks take no dilation in torchvision; ours dilate layer3/layer4 instead of striding."""
+    model = build_model("deeplabv3_resnet18", num_classes=11, output_stride=output_stride).eval()
+    with torch.no_grad():
+        assert model.backbone(torch.randn(1, 3, 64, 64))["out"].shape[-2:] == (64 // output_stride,) * 2
+    last = model.backbone.layer4[-1].conv2
+    assert (last.stride, last.dilation) == ((1, 1), (32 // output_stride,) * 2)
 
 
 def test_generator_b_is_the_authors_dcgan_generator():
@@ -185,13 +195,19 @@ TINY_SEGMENTATION = ["data.image_size=32", "data.shorter_side=36", "data.eval_ba
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["camvid", "nyuv2"])
+@pytest.mark.parametrize("config", ["camvid", "camvid_cpu", "nyuv2"])
 def test_segmentation_configs_run_their_real_code_path(tmp_path, config):
-    """Teacher training (crops + flips), then DFAD and KD at tiny sizes: finite losses, mIoU in range."""
-    _write_segmentation_fixture(tmp_path, config)
+    """Teacher training (crops + flips), then DFAD and KD at tiny sizes: finite losses, mIoU in
+    range, per-class IoU of teacher and student in each summary."""
+    _write_segmentation_fixture(tmp_path, "camvid" if config.startswith("camvid") else config)
     summaries = smoke_run_config(config, TINY_SEGMENTATION, tmp_path, tmp_path / "runs", methods=("dfad", "kd"))
     assert summaries["teacher"]["metric"] == "miou"
     assert all(summaries[m]["iterations"] == 2 for m in ("dfad", "kd"))
+    classes = 11 if config.startswith("camvid") else 13
+    for m in ("dfad", "kd"):
+        per_class = summaries[m]["per_class_miou"]
+        assert set(per_class) == {"teacher", "student"} and all(len(v) == classes for v in per_class.values())
+        assert all(v is None or 0 <= v <= 1 for values in per_class.values() for v in values)
 
 
 def test_segmentation_kd_learns_from_random_crops_of_whole_frames(tmp_path):

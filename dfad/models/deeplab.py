@@ -2,6 +2,8 @@
 shaped as the DFAD authors' networks.
 
 - `deeplabv3_resnet50`: a ResNet-50 backbone dilated to output stride 8, the paper's teacher.
+- `deeplabv3_resnet18`: a ResNet-18 backbone dilated to output stride 8 or 16, a teacher small
+  enough for the CPU-scaled CamVid table (not the paper's).
 - `deeplabv3_mobilenetv2`: the paper's student, a MobileNetV2 backbone dilated to output stride 8
   by the authors' rule (see `_dilate_mobilenet`; `output_stride=16` or 32 for a cheaper student).
 Both use DeepLabV3's head (ASPP + 3x3 conv + 1x1 classifier) with the authors' atrous rates
@@ -17,7 +19,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torchvision.models import mobilenet_v2, resnet50
+from torchvision.models import mobilenet_v2, resnet18, resnet50
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
@@ -59,6 +61,38 @@ def deeplabv3_resnet50(num_classes: int = 21, in_channels: int = 3, backbone_wei
     _load_backbone(net, backbone_weights)
     backbone = IntermediateLayerGetter(net, return_layers={"layer4": "out"})
     return DeepLabV3(backbone, DeepLabHead(2048, num_classes, tuple(atrous_rates)))
+
+
+def _dilate_basic_layer(layer: nn.Sequential, previous_dilation: int, dilation: int) -> None:
+    """Turn a strided ResNet layer of BasicBlocks into a dilated one, as torchvision does for
+    Bottlenecks (which alone accept `replace_stride_with_dilation`): every stride becomes 1; the
+    first 3x3 convolution keeps the dilation reached before the layer, the others use the new one."""
+    first = True
+    for block in layer:
+        for conv in (block.conv1, block.conv2):
+            rate = previous_dilation if first else dilation
+            conv.stride, conv.dilation, conv.padding = (1, 1), (rate, rate), (rate, rate)
+            first = False
+        if block.downsample is not None:
+            block.downsample[0].stride = (1, 1)
+
+
+@MODELS.register("deeplabv3_resnet18")
+def deeplabv3_resnet18(num_classes: int = 21, in_channels: int = 3, backbone_weights: Optional[str] = None,
+                       output_stride: int = 8, atrous_rates: Sequence[int] = AUTHORS_ATROUS_RATES) -> DeepLabV3:
+    if in_channels != 3:
+        raise DfadError("deeplabv3_resnet18 takes 3-channel images")
+    if output_stride not in (8, 16):
+        raise DfadError(f"deeplabv3_resnet18: output_stride must be 8 or 16, got {output_stride}")
+    net = resnet18(weights=None)
+    _load_backbone(net, backbone_weights)
+    if output_stride == 8:
+        _dilate_basic_layer(net.layer3, 1, 2)
+        _dilate_basic_layer(net.layer4, 2, 4)
+    else:
+        _dilate_basic_layer(net.layer4, 1, 2)
+    backbone = IntermediateLayerGetter(net, return_layers={"layer4": "out"})
+    return DeepLabV3(backbone, DeepLabHead(512, num_classes, tuple(atrous_rates)))
 
 
 # torchvision's MobileNetV2 blocks after the stem, grouped as its inverted-residual settings:
