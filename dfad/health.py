@@ -35,7 +35,7 @@ from torch import nn
 from .engine.state import preserved_buffers
 
 HEALTH_SAMPLES = 256
-# What measure_health reports (besides num_classes), in the order summaries list them.
+# What measure_health reports (besides num_classes and unit), in the order summaries list them.
 HEALTH_FIELDS = ("agreement", "agreement_confident", "agreement_memory", "teacher_top_class_share",
                  "teacher_class_entropy")
 # agreement_confident counts the samples (pixels) on which the teacher's top probability is at least this.
@@ -129,7 +129,8 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
     present = shares[shares > 0]
     entropy = float(-(present * present.log()).sum()) / math.log(num_classes) if num_classes > 1 else 1.0
     health = {"agreement": float((t == s).double().mean()), "teacher_top_class_share": float(shares.max()),
-              "teacher_class_entropy": entropy, "num_classes": num_classes}
+              "teacher_class_entropy": entropy, "num_classes": num_classes,
+              "unit": "pixels" if teacher_logits.dim() > 2 else "samples"}
     if sure.any():  # absent while the teacher is sure of nothing the generator makes
         health["agreement_confident"] = float((t[sure] == s[sure]).double().mean())
     if memory is not None:
@@ -189,8 +190,9 @@ class HealthMonitor:
         classes = int(health.get("num_classes", 0))
         share = health.get("teacher_top_class_share")
         if share is not None and classes >= 3 and share >= COLLAPSE_SHARE:
+            unit = health.get("unit", "samples")  # pixels, for segmentation
             found["collapse"] = (f"iteration {iteration}: generator collapse - the teacher puts {share:.0%} of generated "
-                                 f"samples in one class (uniform: {1 / classes:.0%}); the student learns little "
+                                 f"{unit} in one class (uniform: {1 / classes:.0%}); the student learns little "
                                  f"about the other classes. Try distill.method_args.class_balance (e.g. 1), a lower "
                                  f"generator learning rate or a larger batch")
         agreement = health.get("agreement")

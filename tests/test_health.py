@@ -59,7 +59,9 @@ def test_segmentation_counts_pixels():
     _, generator = _networks()
     teacher, student = ConstantClass(5, 1, pixels=True), ConstantClass(5, 1, pixels=True)
     health = measure_health(teacher, student, generator, health_noise(8, seed=0, samples=4))
-    assert health["agreement"] == 1.0 and health["num_classes"] == 5
+    assert health["agreement"] == 1.0 and health["num_classes"] == 5 and health["unit"] == "pixels"
+    (warning,) = HealthMonitor().check(health, 1)  # one class everywhere: collapse, counted in pixels
+    assert "100% of generated pixels in one class" in warning
 
 
 def test_confident_agreement_counts_only_samples_the_teacher_is_sure_of():
@@ -96,7 +98,7 @@ def test_collapse_warning_rule():
     monitor = HealthMonitor()
     assert monitor.check({"teacher_top_class_share": COLLAPSE_SHARE - 0.01, "num_classes": 10}, 1) == []
     (warning,) = monitor.check({"teacher_top_class_share": COLLAPSE_SHARE, "num_classes": 10}, 2)
-    assert "collapse" in warning and "50%" in warning
+    assert "collapse" in warning and "50% of generated samples" in warning
     assert monitor.check({"teacher_top_class_share": 0.9, "num_classes": 10}, 3) == []  # still on: said once
     assert monitor.check({"teacher_top_class_share": 0.2, "num_classes": 10}, 4) == []
     assert len(monitor.check({"teacher_top_class_share": 0.8, "num_classes": 10}, 5)) == 1  # again after clearing

@@ -150,7 +150,7 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
                     record[metric_name] = last_metric
                 health = method.health()
                 if health:
-                    record.update({k: v for k, v in health.items() if k != "num_classes"})
+                    record.update({k: v for k, v in health.items() if k not in ("num_classes", "unit")})
                     last_agreement = health["agreement"]
                     for message in monitor.check(health, iteration):
                         result.health_warnings.append(message)
