@@ -530,12 +530,12 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
         "seed": cfg.seed,
         **origin,
     }
-    per_class = None
-    if metric_of is not None:  # per-class accuracy, or per-class IoU (NaN: a class absent from both)
-        per_class = {name: metric_of(model).per_class() for name, model in (("teacher", teacher), ("student", student))}
-        summary[f"per_class_{metric}"] = {name: [None if v != v else round(v, 4) for v in values]
-                                          for name, values in per_class.items()}
     if distributed.is_main:
+        per_class = None
+        if metric_of is not None:  # per-class accuracy, or per-class IoU (NaN: a class absent from both)
+            per_class = {name: metric_of(model).per_class() for name, model in (("teacher", teacher), ("student", student))}
+            summary[f"per_class_{metric}"] = {name: [None if v != v else round(v, 4) for v in values]
+                                              for name, values in per_class.items()}
         run.write_summary(summary)
         try_write_report(run.path, teacher=teacher, student=student, generator=generator, nz=dc.nz,
                          per_class=per_class, device=device)
