@@ -487,7 +487,9 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
     else:
         metric_of = None
     measure = (lambda model: metric_of(model).compute()) if metric_of is not None else None
-    teacher_metric = measure(teacher) if measure is not None else None
+    # Kept for the per-class figures at the end: the frozen teacher is evaluated once.
+    teacher_scores = metric_of(teacher) if metric_of is not None else None
+    teacher_metric = teacher_scores.compute() if teacher_scores is not None else None
     board = TensorBoardLog(run.path) if cfg.tensorboard and distributed.is_main else None
     result = fit(method, run, iterations=dc.iterations, val_every=dc.val_every, log_every=dc.log_every,
                  validate=measure, metric_name=task.metric_name,
@@ -533,7 +535,7 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
     if distributed.is_main:
         per_class = None
         if metric_of is not None:  # per-class accuracy, or per-class IoU (NaN: a class absent from both)
-            per_class = {name: metric_of(model).per_class() for name, model in (("teacher", teacher), ("student", student))}
+            per_class = {"teacher": teacher_scores.per_class(), "student": metric_of(student).per_class()}
             summary[f"per_class_{metric}"] = {name: [None if v != v else round(v, 4) for v in values]
                                               for name, values in per_class.items()}
         run.write_summary(summary)

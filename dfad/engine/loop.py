@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DfadError
 from ..errors import Interrupted
-from ..health import HealthMonitor
+from ..health import HEALTH_FIELDS, HealthMonitor
 from .checkpoint import list_states, load_newest_state, model_entry, prune_states, save_checkpoint, state_path
 from .run_dir import RunDir
 from .distributed import SINGLE, Distributed
@@ -150,7 +150,7 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
                     record[metric_name] = last_metric
                 health = method.health()
                 if health:
-                    record.update({k: v for k, v in health.items() if k not in ("num_classes", "unit")})
+                    record.update({k: v for k, v in health.items() if k in HEALTH_FIELDS})
                     last_agreement = health["agreement"]
                     for message in monitor.check(health, iteration):
                         result.health_warnings.append(message)
