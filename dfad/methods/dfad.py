@@ -13,6 +13,7 @@ from ..engine.state import preserved_buffers
 from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
 from .base import METHODS, Method, freeze
+from .imitation import IMITATION_LOSSES
 from .priors import BatchNormStatistics, class_balance_loss
 
 
@@ -54,6 +55,8 @@ class DFAD(Method):
     - bn_prior_optional: with a teacher whose BatchNorm statistics are out of reach (none, or a
       TorchScript file), run without the prior (and say so) instead of refusing: the no-data
       preset's setting, where the teacher is whatever the user brings.
+    - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
+      (methods/imitation.py); the generator's loss stays the task's L1 bound.
     """
 
     def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
@@ -62,12 +65,16 @@ class DFAD(Method):
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
                  grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
                  generation_student_bn: str = "train", class_balance: float = 0.0, bn_prior: float = 0.0,
-                 bn_prior_optional: bool = False):
+                 bn_prior_optional: bool = False, imitation_loss: str = "l1", temperature: float = 1.0):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
         for name, weight in (("class_balance", class_balance), ("bn_prior", bn_prior)):
             if not isinstance(weight, (int, float)) or weight < 0:
                 raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {weight!r}")
+        if not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise DfadError(f"distill.method_args.temperature must be a number > 0, got {temperature!r}")
+        self.imitation_loss = IMITATION_LOSSES.get(imitation_loss)
+        self.temperature = float(temperature)
         self.teacher = freeze(teacher)
         self.class_balance = float(class_balance)
         self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional)
@@ -111,7 +118,9 @@ class DFAD(Method):
         with self.autocast():
             student_out = self.student(images)
         # Losses in fp32 whatever the precision of the networks.
-        return self.update("student", self.task.discrepancy(student_out.float(), teacher_out.float()))
+        loss = self.imitation_loss(student_out.float(), teacher_out.float(), task=self.task,
+                                   temperature=self.temperature)
+        return self.update("student", loss)
 
     def generation_step(self) -> float:
         # "train" (the authors' code): the student normalises the generator's batch with its own

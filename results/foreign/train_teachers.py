@@ -3,7 +3,7 @@ model classes, saved as the files a user would hand to `dfad distill` (.pt2 or T
 
     python results/foreign/train_teachers.py NAME --data-root DATA --out DIR [--threads N]
 
-NAME: lenet5_fmnist | lenet5_mnist_tune (tuning only) | vggbn_mnist | vggbn_fmnist | tv_resnet18_fmnist | resnet20_cifar10. Writes DIR/NAME.pt2
+NAME: lenet5_fmnist | lenet5_mnist_tune, vgg_fmnist_tune (tuning only) | vggbn_mnist | vggbn_fmnist | tv_resnet18_fmnist | resnet20_cifar10. Writes DIR/NAME.pt2
 (or .ts) and DIR/NAME.json (test accuracy, wall time, input facts, the machine). The data are read
 with dfad's dataset readers only for convenience (in-memory tensors); the models and the training
 are the user's own.
@@ -46,16 +46,18 @@ class LeNet5(nn.Module):
 class VGGBN(nn.Module):
     """A small VGG-style network with BatchNorm: three blocks of two 3x3 convolutions."""
 
-    def __init__(self, widths=(32, 64, 128)):
+    def __init__(self, widths=(32, 64, 128), batchnorm: bool = True):
         super().__init__()
+        norm2d = nn.BatchNorm2d if batchnorm else (lambda _: nn.Identity())
         layers, c = [], 1
         for w in widths:
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=not batchnorm), norm2d(w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, padding=1, bias=not batchnorm), norm2d(w), nn.ReLU(inplace=True),
                        nn.MaxPool2d(2)]
             c = w
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c * 3 * 3, 256), nn.BatchNorm1d(256),
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c * 3 * 3, 256),
+                                        nn.BatchNorm1d(256) if batchnorm else nn.Identity(),
                                         nn.ReLU(inplace=True), nn.Linear(256, 10))
 
     def forward(self, x):
@@ -118,6 +120,8 @@ TEACHERS = {
     # A tuning teacher (not held out): the held-out LeNet-5's recipe on MNIST.
     "lenet5_mnist_tune": (LeNet5, "mnist", 28, HALF_STATS, 10, 128, "adam", 1e-3, False, "ts"),
     "vggbn_mnist": (VGGBN, "mnist", 28, MNIST_STATS, 3, 128, "adam", 1e-3, False, "pt2"),
+    # A tuning teacher without BatchNorm, of another family than the held-out LeNet-5.
+    "vgg_fmnist_tune": (lambda: VGGBN(batchnorm=False), "fashion_mnist", 28, HALF_STATS, 3, 128, "adam", 1e-3, False, "ts"),
     "vggbn_fmnist": (VGGBN, "fashion_mnist", 28, HALF_STATS, 3, 128, "adam", 1e-3, False, "pt2"),
     "tv_resnet18_fmnist": (tv_resnet18_gray, "fashion_mnist", 28, HALF_STATS, 3, 128, "sgd", 0.05, False, "pt2"),
     "resnet20_cifar10": (ResNet20, "cifar10", 32, CIFAR_STATS, 12, 128, "sgd", 0.1, True, "pt2"),
