@@ -14,7 +14,7 @@ from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
 from .base import METHODS, Method, freeze
 from .imitation import IMITATION_LOSSES
-from .priors import BatchNormStatistics, class_balance_loss
+from .priors import BatchNormStatistics, class_balance_loss, total_variation_loss
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def no_param_grads(model: nn.Module):
 
 def refuse_generator_options(method: str, arguments: dict) -> None:
     """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options."""
-    for name in ("class_balance", "bn_prior", "bn_prior_optional"):
+    for name in ("class_balance", "bn_prior", "bn_prior_optional", "total_variation", "fallback_total_variation"):
         if arguments.get(name):
             raise DfadError(f"distill.method_args.{name} is an option of method 'dfad', not of '{method}'; remove it")
 
@@ -55,6 +55,12 @@ class DFAD(Method):
     - bn_prior_optional: with a teacher whose BatchNorm statistics are out of reach (none, or a
       TorchScript file), run without the prior (and say so) instead of refusing: the no-data
       preset's setting, where the teacher is whatever the user brings.
+    - total_variation: weight of the generated images' total variation (DeepInversion's image
+      prior): smoother samples, where a teacher without BatchNorm gives the prior above nothing
+      to read.
+    - fallback_total_variation: the total_variation weight of a run whose optional bn_prior is
+      out of reach: the no-data preset's generic image prior for teachers without BatchNorm,
+      leaving runs with the BatchNorm prior unchanged.
     - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
       (methods/imitation.py); the generator's loss stays the task's L1 bound.
     """
@@ -65,10 +71,13 @@ class DFAD(Method):
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
                  grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
                  generation_student_bn: str = "train", class_balance: float = 0.0, bn_prior: float = 0.0,
-                 bn_prior_optional: bool = False, imitation_loss: str = "l1", temperature: float = 1.0):
+                 bn_prior_optional: bool = False, total_variation: float = 0.0,
+                 fallback_total_variation: float = 0.0, imitation_loss: str = "l1", temperature: float = 1.0):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
-        for name, weight in (("class_balance", class_balance), ("bn_prior", bn_prior)):
+        for name, weight in (("class_balance", class_balance), ("bn_prior", bn_prior),
+                             ("total_variation", total_variation),
+                             ("fallback_total_variation", fallback_total_variation)):
             if not isinstance(weight, (int, float)) or weight < 0:
                 raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {weight!r}")
         if not isinstance(temperature, (int, float)) or temperature <= 0:
@@ -77,7 +86,10 @@ class DFAD(Method):
         self.temperature = float(temperature)
         self.teacher = freeze(teacher)
         self.class_balance = float(class_balance)
-        self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional)
+        self.total_variation = float(total_variation)
+        self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional, fallback_total_variation)
+        if bn_prior > 0 and self.bn_statistics is None:
+            self.total_variation = float(fallback_total_variation) or self.total_variation
         self.bn_prior = float(bn_prior)
         self.generation_student_bn = generation_student_bn
         self.student, self.generator, self.task = student, generator, task
@@ -99,7 +111,7 @@ class DFAD(Method):
     def noise(self) -> torch.Tensor:
         return torch.randn(self.batch_size, self.nz, device=self.device)
 
-    def _batchnorm_statistics(self, weight: float, optional: bool) -> BatchNormStatistics | None:
+    def _batchnorm_statistics(self, weight: float, optional: bool, fallback: float) -> BatchNormStatistics | None:
         if weight <= 0:
             return None
         try:
@@ -107,8 +119,10 @@ class DFAD(Method):
         except DfadError:
             if not optional:
                 raise
+            instead = (f"the total-variation image prior (weight {fallback:g}) takes its place" if fallback
+                       else "DFAD runs without that prior")
             warnings.warn("bn_prior is off for this run: the teacher's BatchNorm running statistics are out of reach "
-                          "(no BatchNorm layers, or a TorchScript file); DFAD runs without that prior", stacklevel=2)
+                          f"(no BatchNorm layers, or a TorchScript file); {instead}", stacklevel=2)
             return None
 
     def imitation_step(self) -> float:
@@ -139,6 +153,8 @@ class DFAD(Method):
         added = {}  # name: (weight, unweighted term)
         if self.class_balance:
             added["generator_class_balance"] = (self.class_balance, class_balance_loss(teacher_out.float()))
+        if self.total_variation:
+            added["generator_total_variation"] = (self.total_variation, total_variation_loss(images.float()))
         if self.bn_statistics is not None:
             added["generator_bn_prior"] = (self.bn_prior, self.bn_statistics.stop())
         total = adversarial

@@ -18,6 +18,15 @@ def class_balance_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
     return (probs * torch.log(probs.clamp_min(1e-12))).sum()
 
 
+def total_variation_loss(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between vertically and horizontally neighbouring pixels, summed
+    over the two directions (DeepInversion's l1 total-variation image prior, Yin et al. 2020):
+    small for smooth images, large for the saturated, high-frequency textures a generator finds
+    when nothing but a teacher without BatchNorm judges its samples."""
+    return ((images[:, :, 1:] - images[:, :, :-1]).abs().mean()
+            + (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean())
+
+
 class BatchNormStatistics:
     """The DeepInversion / DFQ prior: over every BatchNorm layer of the teacher, the L2 distance
     between the mean and variance of its input on the current batch and the layer's running
