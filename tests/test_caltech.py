@@ -57,3 +57,22 @@ def test_caltech_config_runs_its_real_code_path(caltech_root, tmp_path):
             "teacher.val_every=2", "distill.iterations=2", "distill.batch_size=4", "distill.val_every=2",
             "distill.sample_grid_size=4", "distill.generator.args.ngf=4", "distill.nz=8"]
     smoke_run_config("caltech101", tiny, caltech_root, tmp_path, methods=("dfad", "dafl"))
+
+
+def test_resnet10_is_resnet18_with_one_block_per_stage():
+    from dfad.models.registry import build_model
+
+    small, large = build_model("resnet10", num_classes=7), build_model("resnet18", num_classes=7)
+    assert [len(getattr(small, f"layer{i}")) for i in range(1, 5)] == [1, 1, 1, 1]
+    assert small(torch.randn(2, 3, 64, 64)).shape == (2, 7)
+    # Same stem, widths and head as ResNet-18: the parameters of one block per stage fewer.
+    assert sum(p.numel() for p in small.parameters()) == 4_909_383
+    assert sum(p.numel() for p in large.parameters()) > 2 * 4_909_383
+
+
+@pytest.mark.slow
+def test_caltech_cpu_config_runs_its_real_code_path(caltech_root, tmp_path):
+    tiny = ["data.eval_batch_size=4", "teacher.iterations=2", "teacher.batch_size=4", "teacher.val_every=2",
+            "distill.iterations=2", "distill.batch_size=4", "distill.val_every=2", "distill.sample_grid_size=4",
+            "distill.nz=8"]
+    smoke_run_config("caltech101_cpu", tiny, caltech_root, tmp_path, methods=("dfad", "random"))

@@ -16,6 +16,16 @@ def _resnet(factory, num_classes: int, in_channels: int) -> nn.Module:
     return model
 
 
+@MODELS.register("resnet10")
+def resnet10(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
+    """ResNet-18's layout with one BasicBlock per stage (a common distillation student: half of
+    ResNet-18's convolutions at the same widths)."""
+    def factory(weights=None, num_classes: int = 1000):
+        return models.ResNet(models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
+    factory.__name__ = "resnet10"
+    return _resnet(factory, num_classes, in_channels)
+
+
 @MODELS.register("resnet18")
 def resnet18(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     return _resnet(models.resnet18, num_classes, in_channels)
