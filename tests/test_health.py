@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dfad.health import (COLLAPSE_SHARE, DIVERGENCE_DROP, STALL_AGREEMENT, STALL_CHECKS, HealthMonitor, health_noise,
+from dfad.health import (COLLAPSE_SHARE, DIVERGENCE_DROP, NOTES, STALL_AGREEMENT, STALL_CHECKS, HealthMonitor, health_noise,
                          measure_health)
 from dfad.models import build_model
 
@@ -128,6 +128,23 @@ def test_stall_warning_rule():
     learned = HealthMonitor()
     learned.remember({"agreement": STALL_AGREEMENT + 0.05})  # a resumed run that had learned: no stall
     assert [learned.check(low, i) for i in range(2, 6)] == [[]] * 4
+
+
+def test_a_stalled_student_whose_agreement_rises_gets_a_note_once():
+    monitor = HealthMonitor()
+    checks = [0.371, 0.25, 0.336, 0.379, 0.461, 0.508, 0.48, 0.555]  # the CIFAR-10 ResNet-20 run (v5), to iteration 400
+    said = {i: monitor.new_warnings({"agreement": a, "num_classes": 10}, 50 * i) for i, a in enumerate(checks, 1)}
+    assert list(said[3]) == ["stall"]
+    assert [i for i, found in said.items() if "learning" in found] == [8]  # 0.555 >= 0.371 + STALL_RECOVERY
+    assert "rose from 37% at the 'not learning' warning (iteration 150) to 56%" in said[8]["learning"]
+    assert "learning" in NOTES and "stall" not in NOTES
+    # Resumed after the warning: the note still comes, from the remembered checks.
+    resumed = HealthMonitor()
+    for i, a in enumerate(checks[:4], 1):
+        resumed.remember({"iteration": 50 * i, "agreement": a})
+    assert "learning" in resumed.new_warnings({"agreement": 0.53, "num_classes": 10}, 250)
+    flat = HealthMonitor()  # never rising: no note
+    assert not any("learning" in flat.new_warnings({"agreement": 0.4, "num_classes": 10}, i) for i in range(1, 20))
 
 
 def test_divergence_watches_the_remembered_samples_not_the_fresh_ones():

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DfadError
 from ..errors import Interrupted
-from ..health import HEALTH_FIELDS, HealthMonitor
+from ..health import HEALTH_FIELDS, NOTES, HealthMonitor
 from .checkpoint import list_states, load_newest_state, model_entry, prune_states, save_checkpoint, state_path
 from .run_dir import RunDir
 from .distributed import SINGLE, Distributed
@@ -152,9 +152,9 @@ def fit(method: Method, run: RunDir, *, iterations: int, val_every: int, log_eve
                 if health:
                     record.update({k: v for k, v in health.items() if k in HEALTH_FIELDS})
                     last_agreement = health["agreement"]
-                    for message in monitor.check(health, iteration):
+                    for kind, message in monitor.new_warnings(health, iteration).items():
                         result.health_warnings.append(message)
-                        tqdm.write(f"dfad: warning: {message}")
+                        tqdm.write(f"dfad: {'note' if kind in NOTES else 'warning'}: {message}")
                 samples = method.sample_images()
                 if samples is not None and sample_stats is not None:
                     run.save_samples(samples, iteration, *sample_stats)
