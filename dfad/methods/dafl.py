@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import DfadError
 from .base import METHODS
 from .dfad import DFAD, refuse_generator_options
-from .priors import class_balance_loss
+from .priors import class_balance_loss, confidence_loss
 
 
 class PenultimateFeatures:
@@ -50,7 +50,7 @@ class DAFL(DFAD):
         self.weights = {"onehot": onehot, "activation": activation, "entropy": entropy}
 
     def generator_losses(self, teacher_logits: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        onehot = F.cross_entropy(teacher_logits, teacher_logits.argmax(1))
+        onehot = confidence_loss(teacher_logits)
         activation = -features.abs().mean()
         # Negative entropy of the batch's class distribution: lowest when classes are balanced.
         entropy = class_balance_loss(teacher_logits)

@@ -14,7 +14,7 @@ from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
 from .base import METHODS, Method, freeze
 from .imitation import IMITATION_LOSSES
-from .priors import BatchNormStatistics, class_balance_loss, total_variation_loss
+from .priors import BatchNormStatistics, class_balance_loss, confidence_loss, total_variation_loss
 
 
 @contextmanager
@@ -32,7 +32,8 @@ def no_param_grads(model: nn.Module):
 
 def refuse_generator_options(method: str, arguments: dict) -> None:
     """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options."""
-    for name in ("class_balance", "bn_prior", "bn_prior_optional", "total_variation", "fallback_total_variation"):
+    for name in ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
+                 "fallback_total_variation"):
         if arguments.get(name):
             raise DfadError(f"distill.method_args.{name} is an option of method 'dfad', not of '{method}'; remove it")
 
@@ -49,6 +50,8 @@ class DFAD(Method):
     - class_balance: weight of the negative entropy of the teacher's class distribution averaged
       over the batch (DAFL's information-entropy term, Chen et al. 2019): pushes the generator
       towards samples of every class, out of a start where the teacher sees one class only.
+    - confidence: weight of the cross-entropy of the teacher's outputs against their own argmax
+      (DAFL's one-hot term): samples the teacher finds typical of a class.
     - bn_prior: weight of the distance between the batch statistics at the teacher's BatchNorm
       layers and their running statistics (DeepInversion, Yin et al. 2020; DFQ): pushes the
       samples towards the statistics of the teacher's training data.
@@ -70,12 +73,13 @@ class DFAD(Method):
                  student_scheduler, generator_scheduler, batch_size: int, nz: int,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
                  grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
-                 generation_student_bn: str = "train", class_balance: float = 0.0, bn_prior: float = 0.0,
+                 generation_student_bn: str = "train", class_balance: float = 0.0, confidence: float = 0.0,
+                 bn_prior: float = 0.0,
                  bn_prior_optional: bool = False, total_variation: float = 0.0,
                  fallback_total_variation: float = 0.0, imitation_loss: str = "l1", temperature: float = 1.0):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
-        for name, weight in (("class_balance", class_balance), ("bn_prior", bn_prior),
+        for name, weight in (("class_balance", class_balance), ("confidence", confidence), ("bn_prior", bn_prior),
                              ("total_variation", total_variation),
                              ("fallback_total_variation", fallback_total_variation)):
             if not isinstance(weight, (int, float)) or weight < 0:
@@ -86,6 +90,7 @@ class DFAD(Method):
         self.temperature = float(temperature)
         self.teacher = freeze(teacher)
         self.class_balance = float(class_balance)
+        self.confidence = float(confidence)
         self.total_variation = float(total_variation)
         self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional, fallback_total_variation)
         if bn_prior > 0 and self.bn_statistics is None:
@@ -153,6 +158,8 @@ class DFAD(Method):
         added = {}  # name: (weight, unweighted term)
         if self.class_balance:
             added["generator_class_balance"] = (self.class_balance, class_balance_loss(teacher_out.float()))
+        if self.confidence:
+            added["generator_confidence"] = (self.confidence, confidence_loss(teacher_out.float()))
         if self.total_variation:
             added["generator_total_variation"] = (self.total_variation, total_variation_loss(images.float()))
         if self.bn_statistics is not None:

@@ -3,6 +3,7 @@ the teacher's own outputs and BatchNorm layers say the training data looked like
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DfadError
@@ -16,6 +17,13 @@ def class_balance_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
     classes = teacher_logits.shape[1]
     probs = torch.softmax(teacher_logits, dim=1).movedim(1, -1).reshape(-1, classes).mean(0)
     return (probs * torch.log(probs.clamp_min(1e-12))).sum()
+
+
+def confidence_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the teacher's outputs against their own argmax (per pixel for [N, C, H, W]),
+    as DAFL's one-hot term: low where the teacher is sure, i.e. on samples that look like a class
+    to it, away from its decision boundaries."""
+    return F.cross_entropy(teacher_logits, teacher_logits.argmax(1))
 
 
 def total_variation_loss(images: torch.Tensor) -> torch.Tensor:
