@@ -7,6 +7,7 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
+from .config import SHIPPED_CONFIGS
 from .errors import DfadError, Interrupted
 
 EPILOG = """examples:
@@ -26,9 +27,9 @@ Data root: --data-root, else $DFAD_DATA_ROOT, else ~/.cache/dfad/data."""
 
 
 def _add_common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
-    p.add_argument("--config", default=None, help="YAML config file or shipped config name (digits, mnist, mnist_fast, cifar10, "
-                        "cifar10_cpu, cifar100, caltech101, camvid, nyuv2, own_model; a distill run with "
-                        "--input-shape and no --config starts from own_model, the no-data defaults)")
+    shipped = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml")))
+    p.add_argument("--config", default=None, help=f"YAML config file or shipped config name ({shipped}; a distill "
+                        "run with --input-shape and no --config starts from own_model, the no-data defaults)")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (default: $DFAD_DATA_ROOT, "
                                                       "then ~/.cache/dfad/data)")
     p.add_argument("--download", action="store_true", help="download the dataset if missing (needs internet)")
