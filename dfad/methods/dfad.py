@@ -61,6 +61,9 @@ class DFAD(Method):
     - total_variation: weight of the generated images' total variation (DeepInversion's image
       prior): smoother samples, where a teacher without BatchNorm gives the prior above nothing
       to read.
+    - total_variation_floor: only total variation above this level is penalised (0: all of it),
+      in the units of the images the teacher sees (normalised): a prior that keeps samples from
+      being noise without flattening them.
     - fallback_total_variation: the total_variation weight of a run whose optional bn_prior is
       out of reach: the no-data preset's generic image prior for teachers without BatchNorm,
       leaving runs with the BatchNorm prior unchanged.
@@ -76,11 +79,12 @@ class DFAD(Method):
                  generation_student_bn: str = "train", class_balance: float = 0.0, confidence: float = 0.0,
                  bn_prior: float = 0.0,
                  bn_prior_optional: bool = False, total_variation: float = 0.0,
-                 fallback_total_variation: float = 0.0, imitation_loss: str = "l1", temperature: float = 1.0):
+                 total_variation_floor: float = 0.0, fallback_total_variation: float = 0.0,
+                 imitation_loss: str = "l1", temperature: float = 1.0):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
         for name, weight in (("class_balance", class_balance), ("confidence", confidence), ("bn_prior", bn_prior),
-                             ("total_variation", total_variation),
+                             ("total_variation", total_variation), ("total_variation_floor", total_variation_floor),
                              ("fallback_total_variation", fallback_total_variation)):
             if not isinstance(weight, (int, float)) or weight < 0:
                 raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {weight!r}")
@@ -92,6 +96,7 @@ class DFAD(Method):
         self.class_balance = float(class_balance)
         self.confidence = float(confidence)
         self.total_variation = float(total_variation)
+        self.total_variation_floor = float(total_variation_floor)
         self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional, fallback_total_variation)
         if bn_prior > 0 and self.bn_statistics is None:
             self.total_variation = float(fallback_total_variation) or self.total_variation
@@ -161,7 +166,8 @@ class DFAD(Method):
         if self.confidence:
             added["generator_confidence"] = (self.confidence, confidence_loss(teacher_out.float()))
         if self.total_variation:
-            added["generator_total_variation"] = (self.total_variation, total_variation_loss(images.float()))
+            excess = (total_variation_loss(images.float()) - self.total_variation_floor).clamp_min(0)
+            added["generator_total_variation"] = (self.total_variation, excess)
         if self.bn_statistics is not None:
             added["generator_bn_prior"] = (self.bn_prior, self.bn_statistics.stop())
         total = adversarial
