@@ -51,10 +51,10 @@ DIVERGENCE_DROP = 0.2
 STALL_CHECKS = 3
 STALL_AGREEMENT = 0.65
 # After a stall warning, agreement rising this far above its value at the warning is reported as a
-# note: a slow start, not a dead student. Of the 21 runs of results/foreign/runs with a stall
+# note: a slow start, not a dead student. Of the 30 runs of results/foreign/runs with a stall
 # warning, 3 rose that far: both CIFAR-10 ResNet-20 runs (ending at 0.72x and 0.78x their teacher)
-# and one ResNet-18 run stopped at 0.26x (0.10 -> 0.24 accuracy); of the 18 others, 14 ended at
-# 0.62x or below, 4 at 0.71-0.97x without the note (it clears some false alarms, not all).
+# and one ResNet-18 run stopped at 0.26x (0.10 -> 0.24 accuracy); of the 27 others, 14 ended at
+# 0.62x or below, 13 at 0.63-0.97x without the note (it clears few false alarms).
 STALL_RECOVERY = 0.15
 # Kinds that report good news about an earlier warning: printed as notes, not warnings.
 NOTES = ("learning",)
