@@ -187,12 +187,15 @@ class HealthMonitor:
     def check(self, health: dict[str, float], iteration: int) -> list[str]:
         return list(self.new_warnings(health, iteration).values())
 
+    def _stalled(self) -> bool:
+        return self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT
+
     def remember(self, past: dict) -> None:
         """Take in an earlier check of this run (a metrics record, when resuming) without warning."""
         if past.get("agreement") is not None:
             self.checks += 1
             self.best_agreement = max(self.best_agreement, past["agreement"])
-            if self.stalled_at is None and self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT:
+            if self.stalled_at is None and self._stalled():
                 self.stalled_at = (self.best_agreement, past.get("iteration", 0))
         if past.get(self.divergence_signal) is not None:
             self.best_divergence_signal = max(self.best_divergence_signal, past[self.divergence_signal])
@@ -212,7 +215,7 @@ class HealthMonitor:
         agreement = health.get("agreement")
         if agreement is not None:
             self.best_agreement = max(self.best_agreement, agreement)
-            if self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT:
+            if self._stalled():
                 found["stall"] = (f"iteration {iteration}: the student is not learning the teacher - it agrees with the "
                                   f"teacher on at most {self.best_agreement:.0%} of fresh generated samples so far "
                                   f"(learning runs pass {STALL_AGREEMENT:.0%} within 3 checks); change the student's "

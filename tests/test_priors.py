@@ -257,6 +257,11 @@ def test_methods_that_do_not_train_dfads_generator_refuse_its_options():
                  student_scheduler=method.schedulers["student"], generator_scheduler=method.schedulers["generator"],
                  batch_size=8, nz=16)
     for name in ("random", "dafl"):
-        for option in ("class_balance", "total_variation"):
+        for option in ("class_balance", "total_variation", "total_variation_floor"):
             with pytest.raises(DfadError, match=f"{option} is an option of method 'dfad', not of '{name}'"):
                 METHODS.build(name, **{option: 1.0}, **parts)
+    # DAFL trains its student with its own KL: DFAD's imitation options would be ignored.
+    for option, value in (("imitation_loss", "kl"), ("temperature", 4.0)):
+        with pytest.raises(DfadError, match="imitation_loss and temperature are options of method 'dfad'"):
+            METHODS.build("dafl", **{option: value}, **parts)
+    METHODS.build("random", imitation_loss="kl", temperature=4.0, **parts)  # RANDOM's student does imitate

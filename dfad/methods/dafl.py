@@ -45,6 +45,10 @@ class DAFL(DFAD):
         if getattr(task, "name", "") != "classification":
             raise DfadError("method 'dafl' is defined for classification only")
         refuse_generator_options("dafl", dfad_arguments)
+        # DAFL's student learns with its own KL (one update per iteration), not DFAD's imitation loss.
+        if dfad_arguments.get("imitation_loss", "l1") != "l1" or dfad_arguments.get("temperature", 1.0) != 1.0:
+            raise DfadError("distill.method_args.imitation_loss and temperature are options of method 'dfad' (and "
+                            "'random'), not of 'dafl', whose student loss is DAFL's own KL; remove them")
         super().__init__(teacher=teacher, task=task, **dfad_arguments)
         self.features = PenultimateFeatures(self.teacher)
         self.weights = {"onehot": onehot, "activation": activation, "entropy": entropy}

@@ -30,10 +30,14 @@ def no_param_grads(model: nn.Module):
             p.requires_grad_(flag)
 
 
+# DFAD's options on the generator's loss (see DFAD's docstring); 0 / False = off.
+GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
+                     "total_variation_floor", "fallback_total_variation")
+
+
 def refuse_generator_options(method: str, arguments: dict) -> None:
     """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options."""
-    for name in ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
-                 "fallback_total_variation"):
+    for name in GENERATOR_OPTIONS:
         if arguments.get(name):
             raise DfadError(f"distill.method_args.{name} is an option of method 'dfad', not of '{method}'; remove it")
 
