@@ -1,13 +1,16 @@
-"""Seconds per DFAD iteration: dfad's engine against a plain PyTorch loop with identical math.
+"""Seconds per DFAD iteration: dfad's engine against a plain PyTorch loop.
 
 The plain baseline (written out below) is eager fp32, NCHW, one generator call per step and exactly
-DFAD's default update rule. Both sides start from the same weights and seed and are timed
-alternately in one process after a warm-up. Also reports this machine's fp32 matmul throughput
-and our effective GFLOP/s (the plain formulation's FLOPs per iteration / our seconds per iteration).
+DFAD's default update rule; it stays fp32 whatever `--precision` ours runs in, so `speedup` is
+always plain fp32 seconds / our seconds. Both sides start from the same weights and seed and are
+timed alternately in one process after a warm-up. Also reports where our iteration's time goes
+(generator, teacher forward, student update, generation step; each timed alone), this machine's
+matmul throughput in our precision, our effective TFLOP/s (the plain formulation's FLOPs per
+iteration / our seconds per iteration), and the CPU's native bf16 support.
 
-    python benchmarks/throughput.py --task mnist --batch-size 256 --repeats 3 --json out.json
+    python benchmarks/throughput.py --task cifar10_cpu --precision bf16 --json out.json
 
-The last line printed is `speedup: X.XX` (baseline seconds / ours).
+The last line printed is `speedup: X.XX` (plain fp32 seconds / ours).
 """
 from __future__ import annotations
 
@@ -33,20 +36,22 @@ from dfad.provenance import provenance
 from dfad.runs import build_distillation
 from dfad.tasks import TASKS
 
-# config, teacher arch, data facts, overrides. The benchmark never reads data, so the CIFAR-10
-# setup borrows the mnist config and replaces what differs (the paper's CIFAR-10 networks,
-# nz = 256 and student optimiser; 3-channel 32 px images).
+CIFAR10 = DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+# config, data facts, overrides, default batch size. The benchmark never reads data; the teacher
+# is the config's (untrained: speed does not depend on the weights). "cifar10" is the paper's
+# CIFAR-10 networks (ResNet-34 -> ResNet-18, nz 256) on the mnist config's other settings.
 TASK_SETUPS = {
-    "mnist": ("mnist", "lenet5", DatasetInfo("mnist", 10, 1, 32, (0.1307,), (0.3081,)), ()),
-    "cifar10": ("mnist", "cifar_resnet34",
-                DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-                ("distill.student.arch=cifar_resnet18", "distill.nz=256", "distill.student_optimizer.lr=0.1",
-                 "distill.student_optimizer.weight_decay=5e-4")),
+    "mnist": ("mnist", DatasetInfo("mnist", 10, 1, 32, (0.1307,), (0.3081,)), (), 256),
+    "cifar10": ("mnist", CIFAR10,
+                ("teacher.model={arch: cifar_resnet34}", "distill.student.arch=cifar_resnet18", "distill.nz=256",
+                 "distill.student_optimizer.lr=0.1", "distill.student_optimizer.weight_decay=5e-4"), 64),
+    "cifar10_cpu": ("cifar10_cpu", CIFAR10, (), 128),
+    "camvid_cpu": ("camvid_cpu", DatasetInfo("camvid", 11, 3, 64, (0.5,) * 3, (0.5,) * 3), (), 32),
 }
 
 
 def plain_iteration(teacher, student, generator, s_opt, g_opt, batch_size: int, nz: int, k: int,
-                    device="cpu") -> None:
+                    device="cpu", segmentation: bool = False) -> None:
     """DFAD's update rule written the obvious way: the reference for speed and for results."""
     for _ in range(k):
         z = torch.randn(batch_size, nz, device=device)
@@ -59,7 +64,8 @@ def plain_iteration(teacher, student, generator, s_opt, g_opt, batch_size: int, 
         s_opt.step()
     z = torch.randn(batch_size, nz, device=device)
     fake = generator(z)
-    loss_g = -F.l1_loss(student(fake), teacher(fake))
+    discrepancy = F.l1_loss(student(fake), teacher(fake))
+    loss_g = -torch.log(discrepancy + 1) if segmentation else -discrepancy
     g_opt.zero_grad()
     loss_g.backward()
     g_opt.step()
@@ -78,19 +84,20 @@ def make_plain(method, cfg):
     return teacher, student, generator, s_opt, g_opt
 
 
-def build(task: str, batch_size: int, seed: int = 0, overrides=(), device="cpu"):
-    config_name, teacher_arch, info, task_overrides = TASK_SETUPS[task]
-    cfg = load_config(config_name, [*task_overrides, f"distill.batch_size={batch_size}", f"seed={seed}",
-                                    f"device={device}", *overrides])
+def build(task: str, batch_size: int | None = None, seed: int = 0, overrides=(), device="cpu"):
+    config_name, info, task_overrides, default_batch = TASK_SETUPS[task]
+    cfg = load_config(config_name, [*task_overrides, f"distill.batch_size={batch_size or default_batch}",
+                                    f"seed={seed}", f"device={device}", *overrides])
     torch.manual_seed(seed)
-    teacher = build_model(teacher_arch, num_classes=info.num_classes, in_channels=info.channels).to(device)
+    tc = cfg.teacher.model
+    teacher = build_model(tc.arch, num_classes=info.num_classes, in_channels=info.channels, **tc.args).to(device)
     method = build_distillation(cfg, teacher, info, TASKS.build(cfg.task), device)
     return cfg, method
 
 
-def matmul_gflops(device="cpu", repeats: int = 5) -> float:
+def matmul_gflops(device="cpu", dtype=torch.float32, repeats: int = 5) -> float:
     n = 2048 if torch.device(device).type == "cpu" else 8192
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
     torch.mm(a, b)
     best = min(_time(lambda: torch.mm(a, b), device) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
@@ -113,18 +120,66 @@ def plain_flops_per_iteration(plain, cfg) -> int:
     teacher, student, generator, s_opt, g_opt = copy.deepcopy(plain)
     with FlopCounterMode(display=False) as counter:
         plain_iteration(teacher, student, generator, s_opt, g_opt, cfg.distill.batch_size, cfg.distill.nz,
-                        cfg.distill.imitation_steps, cfg.device)
+                        cfg.distill.imitation_steps, cfg.device, cfg.task == "segmentation")
     return int(counter.get_total_flops())
+
+
+def component_seconds(method, repeats: int, device="cpu") -> dict[str, float]:
+    """Median seconds of each part of our iteration, timed alone with the method's own networks,
+    layout and precision: one generator forward, teacher forward and student update (each made k
+    times per iteration, in the imitation steps) and one generation step."""
+    method.teacher.eval(), method.student.train(), method.generator.train()
+    with torch.no_grad(), method.autocast():
+        images = method.generate(method.noise())
+
+    def generator_forward():
+        with torch.no_grad(), method.autocast():
+            method.generate(method.noise())
+
+    def teacher_forward():
+        with torch.no_grad(), method.autocast():
+            method.teacher(images)
+
+    def student_update():
+        with torch.no_grad(), method.autocast():
+            target = method.teacher(images)
+        with method.autocast():
+            out = method.student(images)
+        method.update("student", method.task.discrepancy(out.float(), target.float()))
+
+    parts = {"generator_forward": generator_forward, "teacher_forward": teacher_forward,
+             "student_update_with_teacher": student_update, "generation_step": method.generation_step}
+    timed = {}
+    for name, fn in parts.items():
+        fn()
+        timed[name] = statistics.median(_time(fn, device) for _ in range(repeats))
+    # The student update above includes its teacher forward; report the student's own share.
+    timed["student_update"] = max(timed.pop("student_update_with_teacher") - timed["teacher_forward"], 0.0)
+    return timed
+
+
+def shares(parts: dict[str, float], k: int) -> dict[str, float]:
+    per_iteration = {"generator (imitation forwards)": k * parts["generator_forward"],
+                     "teacher forward (imitation)": k * parts["teacher_forward"],
+                     "student forward/backward/step": k * parts["student_update"],
+                     "generation step": parts["generation_step"]}
+    total = sum(per_iteration.values())
+    return {name: value / total for name, value in per_iteration.items()}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASK_SETUPS), default="mnist")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the task's (mnist 256, cifar10 64, "
+                                                                     "cifar10_cpu 128, camvid_cpu 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations per side per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternations between baseline and ours")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                        help="ours (autocast); the plain baseline is always fp32")
+    parser.add_argument("--channels-last", choices=["on", "off"], default="on",
+                        help="ours: teacher, student and generator in channels_last layout (distill.channels_last)")
     parser.add_argument("--compile", choices=["on", "off"], default="on",
                         help="ours: torch.compile the generator (distill.compile); the baseline is always eager")
     parser.add_argument("--memory-reuse", choices=["on", "off"], default="on",
@@ -140,16 +195,21 @@ def main(argv=None) -> int:
 
     origin = provenance()
     cfg, method = build(args.task, args.batch_size, device=args.device,
-                        overrides=[f"distill.compile={args.compile == 'on'}", f"memory_reuse={memory_reuse}"])
+                        overrides=[f"distill.compile={args.compile == 'on'}", f"memory_reuse={memory_reuse}",
+                                   f"distill.channels_last={args.channels_last == 'on'}",
+                                   f"precision={args.precision}"])
     plain = make_plain(method, cfg)
     dc = cfg.distill
+    segmentation = cfg.task == "segmentation"
+    precision = method.precision  # "auto" resolved for this machine
     flops = plain_flops_per_iteration(plain, cfg)
-    print(f"task {args.task}, batch {args.batch_size}, device {args.device}, threads {torch.get_num_threads()}, "
-          f"compile {args.compile}, memory reuse {memory_reuse}; "
-          f"plain formulation {flops / 1e9:.1f} GFLOP per iteration")
+    print(f"task {args.task}, batch {dc.batch_size}, device {args.device}, threads {torch.get_num_threads()}, "
+          f"ours: precision {precision}, channels_last {args.channels_last}, compile {args.compile}, "
+          f"memory reuse {memory_reuse}; plain formulation {flops / 1e9:.1f} GFLOP per iteration; "
+          f"CPU {origin['machine']['cpu']} (bf16: {origin['machine']['cpu_bf16']})")
 
     def run_plain():
-        plain_iteration(*plain, dc.batch_size, dc.nz, dc.imitation_steps, args.device)
+        plain_iteration(*plain, dc.batch_size, dc.nz, dc.imitation_steps, args.device, segmentation)
 
     # Warm-up: compilation (two graphs: with and without grad), allocator, oneDNN primitive caches.
     start = time.perf_counter()
@@ -161,19 +221,25 @@ def main(argv=None) -> int:
         plain_times += [_time(run_plain, args.device) for _ in range(args.repeats)]
         ours_times += [_time(method.step, args.device) for _ in range(args.repeats)]
     plain_s, ours_s = statistics.median(plain_times), statistics.median(ours_times)
-    peak = matmul_gflops(args.device)
+    parts = component_seconds(method, args.repeats, args.device)
+    part_shares = shares(parts, dc.imitation_steps)
+    peak = matmul_gflops(args.device, torch.bfloat16 if precision == "bf16" else torch.float32)
     effective = flops / ours_s / 1e9
     result = {
-        "task": args.task, "batch_size": args.batch_size, "device": args.device,
-        "threads": torch.get_num_threads(), "compile": args.compile == "on", "memory_reuse": memory_reuse,
-        "plain_seconds_per_iteration": plain_s, "ours_seconds_per_iteration": ours_s,
+        "task": args.task, "batch_size": dc.batch_size, "device": args.device,
+        "threads": torch.get_num_threads(), "precision": precision, "channels_last": args.channels_last == "on",
+        "compile": args.compile == "on", "memory_reuse": memory_reuse,
+        "plain_precision": "fp32", "plain_seconds_per_iteration": plain_s, "ours_seconds_per_iteration": ours_s,
         "plain_times": plain_times, "ours_times": ours_times, "ours_warmup_seconds_two_iterations": warmup_ours,
-        "plain_gflop_per_iteration": flops / 1e9, "matmul_gflops": peak,
+        "ours_component_seconds": parts, "ours_time_shares": part_shares,
+        "plain_gflop_per_iteration": flops / 1e9, "matmul_precision": precision, "matmul_gflops": peak,
         "ours_effective_gflops": effective, "fraction_of_matmul_peak": effective / peak,
         "speedup": plain_s / ours_s, **origin,
     }
-    print(f"plain: {plain_s:.3f} s/it   ours: {ours_s:.3f} s/it   (ours' first two iterations: {warmup_ours:.1f} s)")
-    print(f"matmul fp32: {peak:.1f} GFLOP/s   ours effective: {effective:.1f} GFLOP/s "
+    print(f"plain fp32: {plain_s:.3f} s/it   ours ({precision}): {ours_s:.3f} s/it   "
+          f"(ours' first two iterations: {warmup_ours:.1f} s)")
+    print("ours, where the time goes: " + ", ".join(f"{name} {100 * v:.0f}%" for name, v in part_shares.items()))
+    print(f"matmul {precision}: {peak / 1e3:.2f} TFLOP/s   ours effective: {effective / 1e3:.3f} TFLOP/s "
           f"({100 * effective / peak:.0f}% of matmul)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

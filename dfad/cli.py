@@ -44,8 +44,9 @@ def _add_common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     if needs_out:
         p.add_argument("--tensorboard", action="store_true",
                        help="also log losses, learning rates and the metric to TensorBoard (OUT/tensorboard)")
-        p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
-                       help="autocast precision (config key `precision`; fp16 adds gradient scaling and needs CUDA)")
+        p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default=None,
+                       help="autocast precision (config key `precision`; fp16 adds gradient scaling and needs CUDA; "
+                            "auto: bf16 where the CPU or GPU computes it natively, else fp32)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. distill.iterations=200")
 
 

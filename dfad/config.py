@@ -88,6 +88,7 @@ class TeacherConfig:
     # data.image_size crops + flips of images and label maps, segmentation)
     augment: str = "none"
     loss: str = "cross_entropy"  # cross_entropy | focal (gamma 2, the authors' segmentation teachers)
+    channels_last: bool = True  # the model in NHWC layout: faster convolutions, the same values
 
 
 @dataclass
@@ -115,7 +116,9 @@ class DistillConfig:
     sample_grid_size: int = 64  # generated images saved per validation
     time_limit_minutes: Optional[float] = None  # stop early (validated, checkpointed) after this much wall time
     stop_at_metric: Optional[float] = None  # stop at the first validation that reaches this metric
-    # channels_last halves the generator's convolution time on CPU (same math up to float rounding).
+    # Teacher, student and generator in channels_last (NHWC) layout: the same math up to float
+    # rounding; halves the generator's convolution time on CPU, and is what makes bf16 convolutions
+    # fast (benchmarks/README.md).
     channels_last: bool = True
     # torch.compile the generator (per-tap upsample+conv fused by Inductor): ~1.5x faster generator
     # steps on CPU after a one-off compilation of tens of seconds, so worth it for long runs only.
@@ -140,7 +143,9 @@ class Config:
     threads: Optional[int] = None  # torch.set_num_threads; None keeps torch's default
     # Keep freed memory for reuse (glibc): avoids re-faulting large activations every step.
     memory_reuse: bool = True
-    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaling; CUDA only)
+    # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaling; CUDA only) | auto (bf16 where the
+    # CPU or GPU computes it natively, else fp32)
+    precision: str = "fp32"
     tensorboard: bool = False  # also log the metrics to TensorBoard (RUN/tensorboard)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -193,8 +198,8 @@ class Config:
         if self.distill.generation_student_bn not in ("train", "eval"):
             raise DfadError(f"config: distill.generation_student_bn must be 'train' or 'eval', "
                             f"got '{self.distill.generation_student_bn}'")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise DfadError(f"config: precision must be fp32, bf16 or fp16, got '{self.precision}'")
+        if self.precision not in ("fp32", "bf16", "fp16", "auto"):
+            raise DfadError(f"config: precision must be fp32, bf16, fp16 or auto, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:
             raise DfadError(f"config: distill.time_limit_minutes must be positive, got {self.distill.time_limit_minutes}")
         if self.data.shorter_side is not None and self.data.shorter_side <= 0:

@@ -34,6 +34,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_bf16_support() -> str:
+    """The CPU's native bf16 instructions from /proc/cpuinfo: 'amx_bf16+avx512_bf16', 'avx512_bf16',
+    'amx_bf16', 'none', or 'unknown' where the flags cannot be read."""
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return "unknown"
+    found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return "+".join(found) or "none"
+
+
 def command_line() -> str:
     """The command as a user would retype it."""
     program = sys.argv[0]
@@ -52,6 +67,7 @@ def provenance() -> dict:
         "git_commit": git_commit(),
         "machine": {
             "cpu": cpu_model(),
+            "cpu_bf16": cpu_bf16_support(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(),

@@ -74,7 +74,7 @@ def _seed_rank(cfg: Config, distributed: Distributed) -> None:
 # Where the data and teacher are read from, and how long this session may run, do not make a run
 # "different": the same run may be resumed from another machine or with a new time limit.
 _NOT_IDENTITY = {"data.root", "data.download", "distill.time_limit_minutes", "distill.stop_at_metric", "threads",
-                 "tensorboard"}
+                 "tensorboard", "teacher.channels_last", "distill.channels_last"}  # layout: the same values
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -248,6 +248,8 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
     tc = cfg.teacher
     model = build_model(tc.model.arch, num_classes=train_set.info.num_classes,
                         in_channels=train_set.info.channels, **tc.model.args).to(device)
+    if tc.channels_last:
+        model = runtime.to_channels_last(model)
     check_model_outputs(model, task, train_set.info, f"teacher '{tc.model.arch}'", device)
     optimizer = build_optimizer(model.parameters(), tc.optimizer)
     scheduler = build_scheduler(optimizer, tc.schedule, tc.iterations)
@@ -284,6 +286,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
         "iterations": result.iterations,
         "wall_seconds": round(result.wall_seconds, 2),
         "metric": metric,
+        "precision": method.precision,
         "teacher_arch": tc.model.arch,
         "teacher_model": describe_model(model),
         **{f"teacher_{k}": v for k, v in model_profile(model, train_set.info.input_shape).items()},
@@ -411,8 +414,8 @@ def build_distillation(cfg: Config, teacher: nn.Module, info: DatasetInfo, task,
                             **generator_args).to(device)
     if sync_batchnorm:  # after the dry forward pass, before the optimisers take the parameters
         student, generator = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (student, generator))
-    if dc.channels_last:
-        generator = generator.to(memory_format=torch.channels_last)
+    if dc.channels_last:  # the frozen teacher too: it changes layout, not values
+        student, generator, teacher = (runtime.to_channels_last(m) for m in (student, generator, teacher))
     for model in (student, generator):
         distributed.broadcast_module(model)
     student_optimizer = dc.student_optimizer
@@ -519,6 +522,8 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
         "seconds_per_iteration": round(result.wall_seconds / max(1, result.iterations), 4),
         "metric": metric,
         "method": dc.method,
+        "precision": getattr(method, "precision", cfg.precision),  # `auto` as resolved on this machine
+        "channels_last": dc.channels_last,
         "teacher_arch": describe_model(teacher),
         "student_arch": describe_model(student),
         "teacher_model": describe_model(teacher),

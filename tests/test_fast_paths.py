@@ -55,6 +55,38 @@ def test_engine_iterations_equal_the_plain_loop(compiled):
         assert any((a - b).abs().max() > 1e-4 for a, b in zip(trained.parameters(), start.parameters()))
 
 
+def test_segmentation_iterations_equal_the_plain_loop():
+    """camvid_cpu's networks, with the segmentation generator loss -log(L1 + 1), exactly. In NCHW:
+    channels_last changes float rounding (and which elements the ASPP dropout drops), and the
+    student's train-mode BatchNorm over 8 x 4 x 4 features plus the sign of the L1 gradient amplify
+    that to ~1% of a weight's step within one iteration (measured), beyond any tolerance that
+    would still catch a wrong loss. Layout equality is checked on mnist above."""
+    throughput = load_benchmark("throughput")
+    cfg, method = throughput.build("camvid_cpu", batch_size=4, seed=5,
+                                   overrides=[*SGD_GENERATOR, "distill.imitation_steps=2", "distill.channels_last=false"])
+    plain = throughput.make_plain(method, cfg)
+    teacher, student, generator, s_opt, g_opt = plain
+    dc = cfg.distill
+    torch.manual_seed(13)
+    method.step()
+    torch.manual_seed(13)
+    throughput.plain_iteration(teacher, student, generator, s_opt, g_opt, dc.batch_size, dc.nz, dc.imitation_steps,
+                               segmentation=True)
+    for ours, ref in ((method.student, student), (method.generator, generator)):
+        for (name, a), b in zip(ours.state_dict().items(), ref.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_puts_every_network_in_nhwc(channels_last):
+    throughput = load_benchmark("throughput")
+    _, method = throughput.build("cifar10_cpu", batch_size=4, overrides=[f"distill.channels_last={channels_last}"])
+    for name, model in (("teacher", method.teacher), ("student", method.student), ("generator", method.generator)):
+        weights = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]  # 1x1: both layouts at once
+        assert weights, name
+        assert all(p.is_contiguous(memory_format=torch.channels_last) == channels_last for p in weights), name
+
+
 def test_compile_without_a_cpu_compiler_warns_and_runs_eagerly(monkeypatch):
     from dfad.engine import compile as compile_module
     from dfad.models import build_model

@@ -45,6 +45,23 @@ def test_bf16_changes_the_arithmetic(digits_teacher, tmp_path):
     assert fp32 != bf16 and abs(fp32 - bf16) < 0.05 * abs(fp32)
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "no-native-bf16"])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(native, monkeypatch, digits_teacher,
+                                                                          tmp_path):
+    from dfad.engine import precision
+
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: native)
+    expected = "bf16" if native else "fp32"
+    assert precision.resolve_precision("auto", torch.device("cpu")) == expected
+    summary = run_few(digits_teacher, tmp_path / "auto", ["precision=auto", "distill.log_every=1"])
+    assert summary["precision"] == expected  # what was used, not the word "auto"
+    from dfad.engine import read_metrics
+
+    # The arithmetic is the resolved precision's: the first loss equals that of an explicit run.
+    run_few(digits_teacher, tmp_path / "explicit", [f"precision={expected}", "distill.log_every=1"])
+    assert read_metrics(tmp_path / "auto")[0]["student_loss"] == read_metrics(tmp_path / "explicit")[0]["student_loss"]
+
+
 def test_fp16_on_cpu_is_refused_with_the_fix(digits_teacher, tmp_path):
     with pytest.raises(DfadError, match="fp16 needs a CUDA device.*bf16 or fp32"):
         run_few(digits_teacher, tmp_path / "fp16", ["precision=fp16"])

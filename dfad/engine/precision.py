@@ -9,7 +9,7 @@ import torch
 
 from ..errors import DfadError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -24,6 +24,17 @@ def check_precision(precision: str, device: torch.device) -> None:
                       "bf16 will likely be slower than fp32 here", stacklevel=2)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: bf16 where the hardware computes it natively (CUDA with bf16, a CPU with AVX512-BF16
+    or AMX, as oneDNN reports), fp32 elsewhere, where bf16 would only be emulated and slower."""
+    check_precision(precision, device)
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
+
+
 def _cpu_has_native_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -33,7 +44,7 @@ def _cpu_has_native_bf16() -> bool:
 
 def autocast_factory(precision: str, device: torch.device) -> Callable[[], ContextManager]:
     """A zero-argument callable giving a fresh autocast context (a no-op for fp32)."""
-    check_precision(precision, device)
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext
     dtype = _DTYPES[precision]
@@ -42,4 +53,4 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Conte
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     """Loss scaling keeps fp16 gradients from underflowing; disabled (a pass-through) otherwise."""
-    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return torch.amp.GradScaler(device.type, enabled=resolve_precision(precision, device) == "fp16")

@@ -47,3 +47,14 @@ def configure(threads: int | None, memory_reuse: bool) -> None:
         torch.set_num_threads(threads)
     if memory_reuse:
         reuse_freed_memory()
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with its 4-D weights in channels_last (NHWC) layout, in place: the same function
+    up to float rounding, and oneDNN's and cuDNN's faster convolution and BatchNorm kernels (a
+    convolution runs NHWC when its input or its weight is). A foreign model that cannot change
+    layout (some exported or scripted programs) is left as it is."""
+    try:
+        return model.to(memory_format=torch.channels_last)
+    except (RuntimeError, TypeError, NotImplementedError):
+        return model

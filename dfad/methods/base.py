@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..engine.distributed import SINGLE, Distributed
-from ..engine.precision import autocast_factory, grad_scaler
+from ..engine.precision import autocast_factory, grad_scaler, resolve_precision
 from ..registry import Registry
 
 METHODS = Registry("method")
@@ -38,7 +38,9 @@ class Method:
     unused_config_keys: tuple[str, ...] = ()
 
     def setup_precision(self, precision: str, device: torch.device) -> None:
-        """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16)."""
+        """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16);
+        `self.precision` is the precision used (`auto` resolved for this device)."""
+        self.precision = resolve_precision(precision, device)
         self.autocast = autocast_factory(precision, device)
         self.scalers = {name: grad_scaler(precision, device) for name in self.optimizers}
 
