@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from torch import nn
 
-from .config import NO_DATA_PRESET, build_config
+from .config import NO_DATA_PRESET, build_config, check_mean_and_std
 from .engine import read_metrics
 from .errors import DfadError
 
@@ -74,8 +74,7 @@ def distill(teacher: nn.Module | str, student: nn.Module | str | None = None, *,
     shape = list(input_shape)
     if len(shape) != 3 or shape[1] != shape[2]:
         raise DfadError(f"input_shape must be (C, H, W) with H = W, got {tuple(input_shape)}")
-    if (input_mean is None) != (input_std is None):
-        raise DfadError("give both input_mean and input_std, or neither")
+    check_mean_and_std(input_mean, input_std, "input_mean", "input_std")
     if not isinstance(teacher, (nn.Module, str, Path)):
         raise DfadError(f"teacher must be an nn.Module or a file path, got {type(teacher).__name__}")
     if student is not None and not isinstance(student, (nn.Module, str)):

@@ -7,7 +7,7 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from .config import SHIPPED_CONFIGS
+from .config import SHIPPED_CONFIGS, check_mean_and_std
 from .errors import DfadError, Interrupted
 
 EPILOG = """examples:
@@ -201,8 +201,7 @@ def _apply_model_flags(cfg, args) -> None:
     if getattr(args, "num_classes", None) is not None:
         cfg.data.num_classes = args.num_classes
     mean, std = getattr(args, "input_mean", None), getattr(args, "input_std", None)
-    if (mean is None) != (std is None):
-        raise DfadError("give both --input-mean and --input-std, or neither")
+    check_mean_and_std(mean, std, "--input-mean", "--input-std")
     if mean is not None:
         cfg.data.mean, cfg.data.std = _floats(mean, "--input-mean"), _floats(std, "--input-std")
 

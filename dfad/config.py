@@ -24,6 +24,12 @@ NO_DATA_PRESET = "own_model"
 AUTO_LR = "auto"  # distill.student_optimizer.lr chosen from the student (dfad.engine.optim.auto_student_lr)
 
 
+def check_mean_and_std(mean, std, mean_name: str, std_name: str, prefix: str = "") -> None:
+    """Input statistics come in pairs: both given, or neither (the one rule, for config, CLI and API)."""
+    if (mean is None) != (std is None):
+        raise DfadError(f"{prefix}give both {mean_name} and {std_name}, or neither")
+
+
 @dataclass
 class ModelSpec:
     """A registry name plus keyword arguments (num_classes / in_channels are filled in from the data).
@@ -206,8 +212,7 @@ class Config:
             raise DfadError(f"config: data.shorter_side must be positive, got {self.data.shorter_side}")
         if self.data.image_size is not None and self.data.image_size <= 0:
             raise DfadError(f"config: data.image_size must be positive, got {self.data.image_size}")
-        if (self.data.mean is None) != (self.data.std is None):
-            raise DfadError("config: give both data.mean and data.std, or neither")
+        check_mean_and_std(self.data.mean, self.data.std, "data.mean", "data.std", "config: ")
         if self.data.std is not None and any(s <= 0 for s in self.data.std):
             raise DfadError(f"config: data.std must be positive, got {self.data.std}")
         for key, opt in (("teacher.optimizer", self.teacher.optimizer),
@@ -315,7 +320,7 @@ def _from_dict(cls: type, data: dict, path: str = "") -> Any:
                 # `args.ngf`) adjusts the default model's arguments.
                 merged = dataclasses.asdict(current)
                 if getattr(current, "replace_whole", False):
-                    if "arch" not in value:
+                    if not _names_a_model(value):
                         merged["args"] = {**merged["args"], **value.get("args", {})}
                         value = {**value, "args": merged["args"]}
                     else:
@@ -388,12 +393,19 @@ def _read_config_file(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     return _merge(base_data, data)
 
 
+def _names_a_model(value: dict) -> bool:
+    """A model spec naming an arch replaces the one it overrides whole (in a base file's YAML and
+    over the defaults alike): another arch's arguments make no sense. One without (e.g. only
+    `args.ngf`) adjusts the model it overrides."""
+    return "arch" in value
+
+
 def _merge(base: dict, override: dict) -> dict:
     """Nested mappings merge key by key, except model specs (mappings with an 'arch'): a model
     given in a file replaces its base's whole, since another arch's arguments make no sense."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and "arch" not in value:
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not _names_a_model(value):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

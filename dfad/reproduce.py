@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
-from . import runs
+from . import run_identity, runs
 from .config import SHIPPED_CONFIGS, load_config, suggest
 from .engine.run_dir import holds_run
 from .errors import DfadError
@@ -85,14 +85,14 @@ def _reuse_or_redo(run: Path, cfg, kind: str, iterations: int, force: bool) -> t
     unfinished one is redone under `force`, else left to the runner (which refuses it)."""
     if not holds_run(run):
         return None, False
-    differing = runs.config_differences(run, cfg, kind)
+    differing = run_identity.config_differences(run, cfg, kind)
     summary = run / "summary.json"
     if differing:
         if force:
             return None, True
         if summary.is_file():
             raise DfadError(f"{run} holds a finished run made with another config "
-                            f"({runs.describe_differences(differing)}); pass --force to redo it, or another --out")
+                            f"({run_identity.describe_differences(differing)}); pass --force to redo it, or another --out")
         return None, False
     if summary.is_file():
         data = json.loads(summary.read_text())

@@ -14,7 +14,7 @@ import torch
 from ..errors import DfadError
 from .base import DATASETS, DatasetInfo, ImageDataset, normalize
 from .cifar import _cached
-from .segmentation import IMAGENET_MEAN, IMAGENET_STD
+from .base import IMAGENET_MEAN, IMAGENET_STD
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0

@@ -19,9 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DfadError
-from .base import DATASETS, DatasetInfo, ImageDataset, normalize
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from .base import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, ImageDataset, normalize
 VOID = 255
 
 
