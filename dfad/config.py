@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from .errors import DfadError
-from .registry import suggest
+from .registry import check_config_names, suggest
 
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 # What a run with no dataset and no config starts from (`dfad distill --input-shape`, `dfad.distill`).
@@ -159,12 +159,6 @@ class Config:
     checkpointing: CheckpointingConfig = field(default_factory=CheckpointingConfig)
 
     def validate(self) -> "Config":
-        from .data import DATASETS
-        from .methods import METHODS
-        from .models import MODELS, check_arch
-        from .tasks import SUPERVISED_LOSSES, TASKS
-
-        TASKS.get(self.task)
         if self.data.name == "none":
             if self.data.channels is None or self.data.image_size is None:
                 raise DfadError("config: data.name=none (no dataset) needs the teacher's input shape: pass "
@@ -172,13 +166,21 @@ class Config:
             if self.data.channels <= 0 or (self.data.num_classes is not None and self.data.num_classes <= 1):
                 raise DfadError(f"config: data.channels must be positive and data.num_classes at least 2, got "
                                 f"{self.data.channels} and {self.data.num_classes}")
-        else:
-            DATASETS.get(self.data.name)
-        METHODS.get(self.distill.method)
-        SUPERVISED_LOSSES.get(self.teacher.loss)
-        for spec in (self.teacher.model, self.distill.student):
-            check_arch(spec.arch)
-        MODELS.get(self.distill.generator.arch)
+        # Every name against the registry that owns it (registry.check_config_names).
+        check_config_names({
+            "task": self.task,
+            **({"data.name": self.data.name} if self.data.name != "none" else {}),
+            "distill.method": self.distill.method, "teacher.loss": self.teacher.loss,
+            "teacher.model.arch": self.teacher.model.arch, "distill.student.arch": self.distill.student.arch,
+            "distill.generator.arch": self.distill.generator.arch, "teacher.augment": self.teacher.augment,
+            "precision": self.precision,
+            "teacher.optimizer.name": self.teacher.optimizer.name,
+            "distill.student_optimizer.name": self.distill.student_optimizer.name,
+            "distill.generator_optimizer.name": self.distill.generator_optimizer.name,
+            "teacher.schedule.name": self.teacher.schedule.name,
+            "distill.student_schedule.name": self.distill.student_schedule.name,
+            "distill.generator_schedule.name": self.distill.generator_schedule.name,
+        })
         positive = {
             "seed": self.seed + 1,  # seed may be 0
             "data.eval_batch_size": self.data.eval_batch_size,
@@ -198,14 +200,9 @@ class Config:
         for key, value in positive.items():
             if value <= 0:
                 raise DfadError(f"config: {key} must be positive, got {value if key != 'seed' else self.seed}")
-        if self.teacher.augment not in ("none", "crop_flip", "seg_crop_flip"):
-            raise DfadError(f"config: teacher.augment must be none, crop_flip or seg_crop_flip, "
-                            f"got '{self.teacher.augment}'")
         if self.distill.generation_student_bn not in ("train", "eval"):
             raise DfadError(f"config: distill.generation_student_bn must be 'train' or 'eval', "
                             f"got '{self.distill.generation_student_bn}'")
-        if self.precision not in ("fp32", "bf16", "fp16", "auto"):
-            raise DfadError(f"config: precision must be fp32, bf16, fp16 or auto, got '{self.precision}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:
             raise DfadError(f"config: distill.time_limit_minutes must be positive, got {self.distill.time_limit_minutes}")
         if self.data.shorter_side is not None and self.data.shorter_side <= 0:
@@ -218,9 +215,6 @@ class Config:
         for key, opt in (("teacher.optimizer", self.teacher.optimizer),
                          ("distill.student_optimizer", self.distill.student_optimizer),
                          ("distill.generator_optimizer", self.distill.generator_optimizer)):
-            if opt.name not in ("sgd", "adam"):
-                raise DfadError(f"config: {key}.name must be 'sgd' or 'adam', got '{opt.name}'"
-                                f"{suggest(opt.name, ['sgd', 'adam'])}")
             if isinstance(opt.lr, str):
                 if opt.lr != AUTO_LR or key != "distill.student_optimizer":
                     where = "a number" if key != "distill.student_optimizer" else f"a number or '{AUTO_LR}'"
@@ -230,10 +224,6 @@ class Config:
         for key, sched in (("teacher.schedule", self.teacher.schedule),
                            ("distill.student_schedule", self.distill.student_schedule),
                            ("distill.generator_schedule", self.distill.generator_schedule)):
-            names = ["none", "step", "multistep", "cosine"]
-            if sched.name not in names:
-                raise DfadError(f"config: {key}.name must be one of {names}, got '{sched.name}'"
-                                f"{suggest(sched.name, names)}")
             if sched.name == "step" and sched.step_size <= 0:
                 raise DfadError(f"config: {key}.step_size must be positive for a step schedule")
         if self.device != "cpu" and not self.device.startswith("cuda"):

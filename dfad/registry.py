@@ -1,4 +1,11 @@
-"""Name -> factory registries with "did you mean" errors (models, datasets, methods)."""
+"""Name -> factory registries with "did you mean" errors, and the config keys whose values name them.
+
+Every name a config accepts (task, dataset, models, method, losses, optimisers, schedules,
+augmentations, precision) lives in one registry, next to what it names. A registry created with
+`config_keys` announces which config keys must name one of its entries; `check_config_names` (called
+by config validation) asks the registries, so config.py re-lists no names and imports none of the
+modules that own them.
+"""
 from __future__ import annotations
 
 import difflib
@@ -21,9 +28,14 @@ class Registry:
     ... def lenet5(num_classes=10): ...
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, config_keys: Iterable[str] = (), listed: bool = False):
+        """`config_keys`: the config keys whose values must name an entry. `listed`: a wrong one is
+        reported as "KEY must be 'a' or 'b'" (short, closed lists), otherwise as "unknown KIND"."""
         self.kind = kind
+        self.listed = listed
         self._factories: Dict[str, Callable[..., Any]] = {}
+        for key in config_keys:
+            register_config_key(key, self.check)
 
     def register(self, name: Optional[str] = None):
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,8 +64,35 @@ class Registry:
                      for k, v in kwargs.items()}
             raise DfadError(f"cannot build {self.kind} '{name}' with arguments {shown}: {exc}") from exc
 
+    def check(self, name: str, key: str) -> None:
+        """A clear config error unless `name` (the value of config key `key`) is registered here."""
+        if self.listed and name not in self._factories:
+            names = list(self._factories)  # registration order
+            choices = (" or ".join(f"'{n}'" for n in names) if len(names) == 2 else f"one of {names}")
+            raise DfadError(f"config: {key} must be {choices}, got '{name}'{suggest(name, names)}")
+        self.get(name)
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 
     def __contains__(self, name: str) -> bool:
         return name in self._factories
+
+
+# config key -> check(value, key); filled by the registries (and models' arch check) as they are created.
+_CONFIG_CHECKS: Dict[str, Callable[[str, str], None]] = {}
+
+
+def register_config_key(key: str, check: Callable[[str, str], None]) -> None:
+    if key in _CONFIG_CHECKS:
+        raise ValueError(f"config key '{key}' is claimed by two registries")
+    _CONFIG_CHECKS[key] = check
+
+
+def check_config_names(values: Dict[str, str]) -> None:
+    """Each config key's value against the registry that claimed the key. Every key must be claimed:
+    the package imports every registry's module (dfad/__init__ -> api -> runs)."""
+    for key, value in values.items():
+        if key not in _CONFIG_CHECKS:
+            raise RuntimeError(f"no registry claims config key '{key}' (is its module imported?)")
+        _CONFIG_CHECKS[key](value, key)

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from .config import Config, config_to_dict, load_config
 from .engine.distributed import SINGLE, Distributed
+from .engine.optim import SCHEDULES, schedule_fields
 from .engine.run_dir import RunDir, holds_run
 from .errors import DfadError
 from .methods import METHODS
@@ -40,17 +41,13 @@ _NOT_IDENTITY_OF = {"teacher": lambda key: key.startswith("distill."),
                                                                                      "teacher.checkpoint")}
 
 
-# The schedule fields each schedule kind reads (e.g. a cosine schedule ignores milestones).
-_SCHEDULE_FIELDS = {"none": (), "cosine": (), "step": ("step_size", "gamma"), "multistep": ("milestones", "gamma")}
-
-
 def _drop_unread_schedule_keys(flat: dict[str, Any]) -> dict[str, Any]:
     unread = set()
     for key, kind in flat.items():
-        if key.endswith("schedule.name") and kind in _SCHEDULE_FIELDS:
+        if key.endswith("schedule.name") and kind in SCHEDULES:
             prefix = key[:-len("name")]
             unread |= {k for k in flat if k.startswith(prefix) and k != key
-                       and k[len(prefix):] not in _SCHEDULE_FIELDS[kind]}
+                       and k[len(prefix):] not in schedule_fields(kind)}
     return {k: v for k, v in flat.items() if k not in unread}
 
 

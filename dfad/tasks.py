@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from .errors import DfadError
 from .registry import Registry
 
-TASKS = Registry("task")
+TASKS = Registry("task", config_keys=("task",))
 # Losses for supervised (teacher) training: name -> f(logits, labels, ignore_index) -> scalar.
-SUPERVISED_LOSSES = Registry("supervised loss")
+SUPERVISED_LOSSES = Registry("supervised loss", config_keys=("teacher.loss",))
 
 
 @SUPERVISED_LOSSES.register("cross_entropy")

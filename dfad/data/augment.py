@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import DfadError
+from ..registry import Registry
 
 
 def random_crop_flip(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
@@ -65,15 +65,14 @@ def random_crops(images: torch.Tensor, labels: torch.Tensor, generator: torch.Ge
     return out, labels
 
 
-AUGMENTATIONS = ("none", "crop_flip", "seg_crop_flip")
+# name -> factory(crop_size) giving callable(images, labels, generator) -> (images, labels), or None.
+AUGMENTATIONS = Registry("augmentation", config_keys=("teacher.augment",), listed=True)
+AUGMENTATIONS.register("none")(lambda crop_size: None)
+AUGMENTATIONS.register("crop_flip")(lambda crop_size: random_crop_flip)  # CIFAR: 4-pixel shifts + flips
+AUGMENTATIONS.register("seg_crop_flip")(  # segmentation: crops of images and label maps + flips
+    lambda crop_size: functools.partial(random_crop_flip_pairs, size=crop_size))
 
 
 def get_augmentation(name: str, crop_size: int) -> Optional[Callable]:
     """callable(images, labels, generator) -> (images, labels), or None for "none"."""
-    if name == "none":
-        return None
-    if name == "crop_flip":
-        return random_crop_flip
-    if name == "seg_crop_flip":
-        return functools.partial(random_crop_flip_pairs, size=crop_size)
-    raise DfadError(f"unknown augmentation '{name}'; choose one of: {', '.join(AUGMENTATIONS)}")
+    return AUGMENTATIONS.get(name)(crop_size)

@@ -14,7 +14,7 @@ from ..registry import Registry
 # torchvision's ImageNet statistics: the usual input normalisation of RGB models.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", config_keys=("data.name",))
 
 DATA_ROOT_ENV = "DFAD_DATA_ROOT"
 

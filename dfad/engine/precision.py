@@ -8,14 +8,19 @@ from typing import Callable, ContextManager
 import torch
 
 from ..errors import DfadError
+from ..registry import Registry
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# name -> the autocast dtype (None: no autocast; "auto" is resolved per device first).
+PRECISIONS = Registry("precision", config_keys=("precision",), listed=True)
+PRECISIONS.register("fp32")(lambda: None)
+PRECISIONS.register("bf16")(lambda: torch.bfloat16)
+PRECISIONS.register("fp16")(lambda: torch.float16)
+PRECISIONS.register("auto")(lambda: None)
 
 
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
-        raise DfadError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}")
+        raise DfadError(f"precision '{precision}' is not one of {', '.join(PRECISIONS.names())}")
     if precision == "fp16" and device.type != "cuda":
         raise DfadError("precision fp16 needs a CUDA device (autocast + gradient scaling); on CPU use "
                         "precision=bf16 or fp32")
@@ -47,7 +52,7 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Conte
     precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext
-    dtype = _DTYPES[precision]
+    dtype = PRECISIONS.get(precision)()
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 

@@ -11,7 +11,7 @@ from ..engine.distributed import SINGLE, Distributed
 from ..engine.precision import autocast_factory, grad_scaler, resolve_precision
 from ..registry import Registry
 
-METHODS = Registry("method")
+METHODS = Registry("method", config_keys=("distill.method",))
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -1,7 +1,7 @@
 """The model registry: every network is built by name with keyword arguments."""
-from ..registry import Registry
+from ..registry import Registry, register_config_key
 
-MODELS = Registry("model")
+MODELS = Registry("model", config_keys=("distill.generator.arch",))
 
 
 def check_arch(arch: str) -> None:
@@ -14,6 +14,11 @@ def check_arch(arch: str) -> None:
         check_timm_name(arch)
     else:
         MODELS.get(arch)
+
+
+# Teachers and students may also be torchvision or timm models by name.
+for _key in ("teacher.model.arch", "distill.student.arch"):
+    register_config_key(_key, lambda arch, key: check_arch(arch))
 
 
 def build_model(arch: str, **args):
