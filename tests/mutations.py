@@ -68,7 +68,7 @@ DFAD_STEP = """        self.teacher.eval()
         self.generator.train()
         student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
         generator_loss = self.generation_step()
-        return {"student_loss": fmean(student_losses), "generator_loss": generator_loss}"""
+        return {"student_loss": fmean(student_losses), "generator_loss": generator_loss, **self.added_generator_terms}"""
 
 MUTATIONS = [
     # --- found surviving by the hand check; caught by tests added for them ---
@@ -88,8 +88,8 @@ MUTATIONS = [
         "teacher in train mode during the steps, back in eval mode after: its BatchNorm statistics drift"),
     Mutation(
         "generation-step-minus-l1", "dfad/methods/dfad.py",
-        'self.update("generator", self.task.generator_loss(student_out.float(), teacher_out.float()))',
-        'self.update("generator", -self.task.discrepancy(student_out.float(), teacher_out.float()))',
+        "        adversarial = self.task.generator_loss(student_out.float(), teacher_out.float())",
+        "        adversarial = -self.task.discrepancy(student_out.float(), teacher_out.float())",
         (UR + "test_segmentation_generation_step_minimises_minus_log_of_l1_plus_one",),
         "the generation step ignores the task's generator loss (segmentation trains with -L1)"),
     # --- the generation step's student BatchNorm mode (distill.generation_student_bn) ---
@@ -200,8 +200,8 @@ MUTATIONS = [
     # --- caught by assertions strengthened from "a file exists / a value in [0, 1]" ---
     Mutation(
         "teacher-metric-of-the-student", "dfad/runs.py",
-        "    teacher_metric = measure(teacher) if measure is not None else None",
-        "    teacher_metric = measure(student) if measure is not None else None",
+        "    teacher_metric = teacher_scores.compute() if teacher_scores is not None else None",
+        "    teacher_metric = metric_of(student).compute() if teacher_scores is not None else None",
         ("tests/test_your_model.py::test_python_api_distills_a_torchvision_teacher_into_a_registry_student",),
         "the summary's teacher metric is measured on another model"),
     Mutation(
@@ -238,9 +238,9 @@ MUTATIONS = [
         ("tests/test_cli.py::test_tiny_digits_distillation_beats_chance_by_far",),
         "the summary's command is not the one the user typed (python -m dfad)"),
     Mutation(
-        "resume-repeats-an-iteration", "dfad/engine/loop.py",
-        '        first = saved["iteration"] + 1',
-        '        first = saved["iteration"]',
+        "resume-repeats-an-iteration", "dfad/engine/callbacks.py",
+        '        state.iteration, state.last_metric = saved["iteration"], saved["last_metric"]',
+        '        state.iteration, state.last_metric = saved["iteration"] - 1, saved["last_metric"]',
         ("tests/test_resume.py::test_crashed_run_resumes_bit_identically",),
         "a resumed run repeats the last saved iteration"),
     Mutation(
@@ -288,7 +288,7 @@ MUTATIONS = [
          "tests/test_caltech.py::test_stratified_split_covers_every_sample_once"),
         "Caltech-101 test counts rounded (at least 1), not the authors' rounded-down (at least 2)"),
     Mutation(
-        "schedule-identity-reads-every-field", "dfad/runs.py",
+        "schedule-identity-reads-every-field", "dfad/run_identity.py",
         "    return {k: v for k, v in flat.items() if k not in unread}\n",
         "    return dict(flat)\n",
         ("tests/test_resume.py::test_run_identity_ignores_what_a_run_does_not_depend_on",),
@@ -300,15 +300,15 @@ MUTATIONS = [
         ("tests/test_precision.py::test_a_step_the_scaler_skips_does_not_advance_that_models_schedule",),
         "a step the fp16 gradient scaler skipped still advances that model's learning-rate schedule"),
     Mutation(
-        "bn-statistics-not-averaged-over-ranks", "dfad/engine/loop.py",
-        "                distributed.average_buffers(model)\n",
-        "                pass\n",
+        "bn-statistics-not-averaged-over-ranks", "dfad/engine/callbacks.py",
+        "            state.distributed.average_buffers(model)\n",
+        "            pass\n",
         ("tests/test_distributed.py::test_ranks_stay_identical_and_each_step_reduces_only_its_own_model",),
         "under torchrun each rank keeps its own BatchNorm running statistics"),
     Mutation(
-        "nan-stops-only-its-rank", "dfad/engine/loop.py",
-        "            diverged = distributed.first_non_finite(losses)",
-        "            diverged = SINGLE.first_non_finite(losses)",
+        "nan-stops-only-its-rank", "dfad/engine/callbacks.py",
+        "        diverged = distributed.first_non_finite(state.losses)",
+        "        diverged = Distributed().first_non_finite(state.losses)",
         ("tests/test_distributed.py::test_nan_loss_on_one_rank_stops_every_rank_with_the_same_message",),
         "a NaN/Inf loss on one rank stops that rank alone (the others hang or fail differently)"),
     Mutation(
@@ -319,14 +319,14 @@ MUTATIONS = [
         "measuring health moves the generator's BatchNorm statistics (training would change)"),
     Mutation(
         "health-warning-repeated", "dfad/health.py",
-        "        new = [message for kind, message in found.items() if kind not in self.active]\n",
-        "        new = list(found.values())\n",
+        "        new = {kind: message for kind, message in found.items() if kind not in self.active}\n",
+        "        new = dict(found)\n",
         ("tests/test_health.py::test_collapse_warning_rule",),
         "a health warning is printed at every validation instead of once when it starts"),
     Mutation(
-        "health-not-recorded", "dfad/engine/loop.py",
-        '                    record.update({k: v for k, v in health.items() if k != "num_classes"})\n',
-        "                    pass\n",
+        "health-not-recorded", "dfad/engine/callbacks.py",
+        '            record.update({k: v for k, v in health.items() if k in HEALTH_FIELDS})\n',
+        "            pass\n",
         ("tests/test_health.py::test_a_run_records_health_in_metrics_summary_progress_and_report",),
         "the health signal is measured but not written to metrics, summary and report"),
     Mutation(
@@ -356,8 +356,8 @@ MUTATIONS = [
         "the BatchNorm prior matches the teacher's means but not its variances"),
     Mutation(
         "stall-never-warned", "dfad/health.py",
-        "            if self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT:\n",
-        "            if False:\n",
+        "        return self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT\n",
+        "        return False\n",
         ("tests/test_health.py::test_stall_warning_rule",),
         "a student that never learns (a dead network) raises no warning"),
     Mutation(
