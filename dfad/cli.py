@@ -57,7 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(sub)
+    _add_train_teacher(sub)
+    _add_distill(sub)
+    _add_evaluate(sub)
+    _add_export(sub)
+    _add_report(sub)
+    _add_reproduce(sub)
+    return parser
 
+
+def _add_demo(sub) -> None:
     demo = sub.add_parser("demo", help="train a teacher on the bundled digits, distill it data-free, compare",
                           description="Offline end-to-end demo on scikit-learn's bundled digits: trains (or "
                                       "reuses a cached) teacher, distills a smaller student with DFAD from "
@@ -67,11 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the digits config")
 
+
+def _add_train_teacher(sub) -> None:
     teacher = sub.add_parser("train-teacher", help="supervised training of a teacher on a labelled dataset",
                              description="Train the config's teacher model on the training split; writes "
                                          "OUT/teacher.pt (the best validated teacher) and a run folder.")
     _add_common(teacher)
 
+
+def _add_distill(sub) -> None:
     distill = sub.add_parser("distill", help="distill a student from a teacher with no training data",
                              description="Data-free distillation (DFAD by default): a generator proposes "
                                          "inputs on which student and teacher disagree; the student learns "
@@ -104,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--compile", action="store_true",
                          help="torch.compile the generator (config key distill.compile; pays off on long runs)")
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="accuracy, parameters and FLOPs of a checkpoint on the test split",
                               description="Evaluate one model of a dfad checkpoint on the config's test split.")
     _add_common(evaluate, needs_out=False)
@@ -111,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default="student",
                           help="which model of the checkpoint: student (default) or teacher; a checkpoint "
                                "holding one model needs no choice")
+
+
+def _add_export(sub) -> None:
     export = sub.add_parser("export", help="write a run's student as .pt2, ONNX or TorchScript, checked against PyTorch",
                             description="Export the best (or last) student of a distillation run, load the "
                                         "written file back (torch.export.load, torch.jit.load, or onnxruntime / "
@@ -125,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default=None, help="file to write (default RUN_DIR/export/student.EXT)")
     export.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which student (default best)")
 
+
+def _add_report(sub) -> None:
     report = sub.add_parser("report", help="(re)build RUN_DIR/report.html from a run folder",
                             description="Rebuild a run's report.html: the teacher-vs-student table (metric, "
                                         "parameters, FLOPs, CPU latency), learning curves, sample grids, per-class "
@@ -134,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--trust-checkpoint", action="store_true",
                         help="allow loading a teacher file that holds a pickled module (runs its code)")
 
+
+def _add_reproduce(sub) -> None:
     reproduce = sub.add_parser("reproduce", help="run the rows of a paper table and write it beside the paper's figures",
                                description="Runs (or reuses / resumes) every requested row of a table for each seed "
                                            "and writes a Markdown table and JSON with mean ± std beside the paper's "
@@ -149,7 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--force", action="store_true",
                            help="redo runs in --out made with another config (default: refuse them)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
 
 
 def _load(args) -> "Config":  # noqa: F821

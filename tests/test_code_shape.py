@@ -12,7 +12,7 @@ MAX_FUNCTION_LINES = 60
 # Functions still over the limit, at their length when the limit was set: they may shrink, never
 # grow, and leave this list once under it (issue 16 lists them as work to do).
 STILL_LONG = {
-    "api.py:distill": 67, "cli.py:build_parser": 100, "cli.py:run": 62, "config.py:validate": 71,
+    "api.py:distill": 67, "cli.py:run": 62, "config.py:validate": 71,
     "report.py:write_report": 72, "reproduce.py:reproduce": 67, "runs.py:train_teacher": 63,
     "runs.py:build_distillation": 66, "runs.py:distill_run": 96,
 }
