@@ -24,28 +24,26 @@ def git_commit() -> str | None:
         return None
 
 
-def cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first `field` line's value in /proc/cpuinfo ('' if absent), or None where it cannot be read."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), "")
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_bf16_support() -> str:
     """The CPU's native bf16 instructions from /proc/cpuinfo: 'amx_bf16+avx512_bf16', 'avx512_bf16',
     'amx_bf16', 'none', or 'unknown' where the flags cannot be read."""
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
+    flags = _cpuinfo("flags")
+    if flags is None:
         return "unknown"
-    found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags.split()]
     return "+".join(found) or "none"
 
 

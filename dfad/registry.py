@@ -91,7 +91,7 @@ def register_config_key(key: str, check: Callable[[str, str], None]) -> None:
 
 def check_config_names(values: Dict[str, str]) -> None:
     """Each config key's value against the registry that claimed the key. Every key must be claimed:
-    the package imports every registry's module (dfad/__init__ -> api -> runs)."""
+    importing the package imports every registry's module (dfad/__init__.py)."""
     for key, value in values.items():
         if key not in _CONFIG_CHECKS:
             raise RuntimeError(f"no registry claims config key '{key}' (is its module imported?)")

@@ -192,8 +192,6 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
 
 # When no dataset says how a teacher's inputs are normalised: ImageNet's statistics for colour
 # images (torchvision's convention), 0.5 / 0.5 for anything else.
-
-
 def default_input_stats(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,) * channels, (0.5,) * channels)
 

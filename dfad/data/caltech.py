@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import DfadError
-from .base import DATASETS, DatasetInfo, ImageDataset, normalize
+from .base import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, ImageDataset, normalize
 from .cifar import _cached
-from .base import IMAGENET_MEAN, IMAGENET_STD
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import DfadError
 from .base import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, ImageDataset, normalize
+
 VOID = 255
 
 

@@ -41,8 +41,8 @@ class Method:
         """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16);
         `self.precision` is the precision used (`auto` resolved for this device)."""
         self.precision = resolve_precision(precision, device)
-        self.autocast = autocast_factory(precision, device)
-        self.scalers = {name: grad_scaler(precision, device) for name in self.optimizers}
+        self.autocast = autocast_factory(self.precision, device)
+        self.scalers = {name: grad_scaler(self.precision, device) for name in self.optimizers}
 
     def update(self, name: str, loss: torch.Tensor) -> float:
         """One optimiser step of model `name` on `loss` (scaled for fp16); under torchrun only this
