@@ -39,6 +39,33 @@ class DistillResult:
         return Path(written["path"])
 
 
+def _checked_arguments(teacher, student, input_shape, input_mean, input_std) -> list[int]:
+    """The arguments checked up front, with the fix in each error; returns the input shape."""
+    shape = list(input_shape)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise DfadError(f"input_shape must be (C, H, W) with H = W, got {tuple(input_shape)}")
+    check_mean_and_std(input_mean, input_std, "input_mean", "input_std")
+    if not isinstance(teacher, (nn.Module, str, Path)):
+        raise DfadError(f"teacher must be an nn.Module or a file path, got {type(teacher).__name__}")
+    if student is not None and not isinstance(student, (nn.Module, str)):
+        raise DfadError(f"student must be an nn.Module or a model name, got {type(student).__name__}")
+    return shape
+
+
+def _model_values(teacher, student, generator, generator_args) -> dict[str, Any]:
+    """Config values for the models named by the arguments (modules are passed to the run as they are)."""
+    values: dict[str, Any] = {}
+    if generator is not None:  # a named generator replaces the base's whole
+        values["distill.generator"] = {"arch": generator, "args": dict(generator_args or {})}
+    elif generator_args is not None:
+        values["distill.generator.args"] = dict(generator_args)
+    if isinstance(student, str):
+        values["distill.student"] = {"arch": student, "args": {}}
+    if not isinstance(teacher, nn.Module):
+        values["teacher.checkpoint"] = str(teacher)
+    return values
+
+
 def distill(teacher: nn.Module | str, student: nn.Module | str | None = None, *, input_shape: Sequence[int],
             num_classes: Optional[int] = None, task: str = "classification", out: Optional[str | Path] = None,
             iterations: Optional[int] = None, batch_size: Optional[int] = None,
@@ -71,14 +98,7 @@ def distill(teacher: nn.Module | str, student: nn.Module | str | None = None, *,
     """
     from . import runs
 
-    shape = list(input_shape)
-    if len(shape) != 3 or shape[1] != shape[2]:
-        raise DfadError(f"input_shape must be (C, H, W) with H = W, got {tuple(input_shape)}")
-    check_mean_and_std(input_mean, input_std, "input_mean", "input_std")
-    if not isinstance(teacher, (nn.Module, str, Path)):
-        raise DfadError(f"teacher must be an nn.Module or a file path, got {type(teacher).__name__}")
-    if student is not None and not isinstance(student, (nn.Module, str)):
-        raise DfadError(f"student must be an nn.Module or a model name, got {type(student).__name__}")
+    shape = _checked_arguments(teacher, student, input_shape, input_mean, input_std)
     values: dict[str, Any] = {
         "task": task, "device": device, "precision": precision, "seed": seed,
         "data.name": "none", "data.channels": shape[0], "data.image_size": shape[1], "data.num_classes": num_classes,
@@ -89,14 +109,7 @@ def distill(teacher: nn.Module | str, student: nn.Module | str | None = None, *,
               "distill.imitation_steps": imitation_steps, "distill.nz": nz, "distill.val_every": val_every,
               "distill.student_optimizer.lr": student_lr, "distill.generator_optimizer.lr": generator_lr}
     values.update({key: value for key, value in chosen.items() if value is not None})
-    if generator is not None:  # a named generator replaces the base's whole
-        values["distill.generator"] = {"arch": generator, "args": dict(generator_args or {})}
-    elif generator_args is not None:
-        values["distill.generator.args"] = dict(generator_args)
-    if isinstance(student, str):
-        values["distill.student"] = {"arch": student, "args": {}}
-    if not isinstance(teacher, nn.Module):
-        values["teacher.checkpoint"] = str(teacher)
+    values.update(_model_values(teacher, student, generator, generator_args))
     values.update(options or {})
     cfg = build_config(config or NO_DATA_PRESET, values)
     out = Path(out) if out is not None else Path("runs") / time.strftime("distill-%Y%m%d-%H%M%S")

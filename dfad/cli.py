@@ -236,6 +236,20 @@ def _say(text: str) -> None:
         print(text)
 
 
+def _export(args) -> None:
+    from .export import export_student
+
+    result = export_student(args.run_dir, args.format, dynamic_batch=args.dynamic_batch, out=args.out,
+                            checkpoint=args.checkpoint)
+    if "max_abs_diff" in result:
+        check = (f"max |difference| vs PyTorch {result['max_abs_diff']:.3g} (tolerance {result['tolerance']:.3g}, "
+                 f"{result['verified_with']})")
+    else:
+        check = f"checked with {result['verified_with']}"
+    origin = f" (from {result['program']}, your own student class)" if "program" in result else ""
+    print(f"wrote {result['path']}{origin}; {check}")
+
+
 def run(args) -> int:
     if args.command == "demo":
         from .demo import run_demo
@@ -243,23 +257,13 @@ def run(args) -> int:
         run_demo(args.out, force=args.force, progress=not args.quiet, overrides=tuple(args.overrides))
         return 0
     if args.command == "report":
-        from . import runs
+        from .finished_runs import rebuild_report
 
-        path = runs.rebuild_report(args.run_dir, data_root=args.data_root, trust_checkpoint=args.trust_checkpoint)
+        path = rebuild_report(args.run_dir, data_root=args.data_root, trust_checkpoint=args.trust_checkpoint)
         print(f"wrote {path}")
         return 0
     if args.command == "export":
-        from .export import export_student
-
-        result = export_student(args.run_dir, args.format, dynamic_batch=args.dynamic_batch, out=args.out,
-                                checkpoint=args.checkpoint)
-        if "max_abs_diff" in result:
-            check = (f"max |difference| vs PyTorch {result['max_abs_diff']:.3g} (tolerance {result['tolerance']:.3g}, "
-                     f"{result['verified_with']})")
-        else:
-            check = f"checked with {result['verified_with']}"
-        origin = f" (from {result['program']}, your own student class)" if "program" in result else ""
-        print(f"wrote {result['path']}{origin}; {check}")
+        _export(args)
         return 0
     if args.command == "reproduce":
         from .reproduce import reproduce
@@ -276,7 +280,7 @@ def run(args) -> int:
                   budget=budget, data_root=args.data_root, results=args.results, force=args.force,
                   progress=not args.quiet)
         return 0
-    from . import runs
+    from . import finished_runs, runs
 
     cfg = _load(args)
     if args.command == "train-teacher":
@@ -296,7 +300,7 @@ def run(args) -> int:
                  f"(best {summary[f'best_student_{m}']:.4f} at iteration {summary['best_iteration']}); "
                  f"run folder {args.out}")
     elif args.command == "evaluate":
-        print(json.dumps(runs.evaluate_checkpoint(cfg, args.checkpoint, role=args.model), indent=2))
+        print(json.dumps(finished_runs.evaluate_checkpoint(cfg, args.checkpoint, role=args.model), indent=2))
     return 0
 
 

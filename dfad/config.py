@@ -159,6 +159,19 @@ class Config:
     checkpointing: CheckpointingConfig = field(default_factory=CheckpointingConfig)
 
     def validate(self) -> "Config":
+        """Every value checked (names by their registries); returns self."""
+        self._check_data_free()
+        self._check_names()
+        self._check_numbers()
+        self._check_optimisers()
+        if self.distill.generation_student_bn not in ("train", "eval"):
+            raise DfadError(f"config: distill.generation_student_bn must be 'train' or 'eval', "
+                            f"got '{self.distill.generation_student_bn}'")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise DfadError(f"config: device must be 'cpu' or 'cuda[:N]', got '{self.device}'")
+        return self
+
+    def _check_data_free(self) -> None:
         if self.data.name == "none":
             if self.data.channels is None or self.data.image_size is None:
                 raise DfadError("config: data.name=none (no dataset) needs the teacher's input shape: pass "
@@ -166,6 +179,8 @@ class Config:
             if self.data.channels <= 0 or (self.data.num_classes is not None and self.data.num_classes <= 1):
                 raise DfadError(f"config: data.channels must be positive and data.num_classes at least 2, got "
                                 f"{self.data.channels} and {self.data.num_classes}")
+
+    def _check_names(self) -> None:
         # Every name against the registry that owns it (registry.check_config_names).
         check_config_names({
             "task": self.task,
@@ -181,6 +196,8 @@ class Config:
             "distill.student_schedule.name": self.distill.student_schedule.name,
             "distill.generator_schedule.name": self.distill.generator_schedule.name,
         })
+
+    def _check_numbers(self) -> None:
         positive = {
             "seed": self.seed + 1,  # seed may be 0
             "data.eval_batch_size": self.data.eval_batch_size,
@@ -200,9 +217,6 @@ class Config:
         for key, value in positive.items():
             if value <= 0:
                 raise DfadError(f"config: {key} must be positive, got {value if key != 'seed' else self.seed}")
-        if self.distill.generation_student_bn not in ("train", "eval"):
-            raise DfadError(f"config: distill.generation_student_bn must be 'train' or 'eval', "
-                            f"got '{self.distill.generation_student_bn}'")
         if self.distill.time_limit_minutes is not None and self.distill.time_limit_minutes <= 0:
             raise DfadError(f"config: distill.time_limit_minutes must be positive, got {self.distill.time_limit_minutes}")
         if self.data.shorter_side is not None and self.data.shorter_side <= 0:
@@ -212,6 +226,8 @@ class Config:
         check_mean_and_std(self.data.mean, self.data.std, "data.mean", "data.std", "config: ")
         if self.data.std is not None and any(s <= 0 for s in self.data.std):
             raise DfadError(f"config: data.std must be positive, got {self.data.std}")
+
+    def _check_optimisers(self) -> None:
         for key, opt in (("teacher.optimizer", self.teacher.optimizer),
                          ("distill.student_optimizer", self.distill.student_optimizer),
                          ("distill.generator_optimizer", self.distill.generator_optimizer)):
@@ -226,9 +242,6 @@ class Config:
                            ("distill.generator_schedule", self.distill.generator_schedule)):
             if sched.name == "step" and sched.step_size <= 0:
                 raise DfadError(f"config: {key}.step_size must be positive for a step schedule")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise DfadError(f"config: device must be 'cpu' or 'cuda[:N]', got '{self.device}'")
-        return self
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from torch import nn
 from .engine.checkpoint import (PickledCodeError, build_model_from_entry, checked_checkpoint, is_dfad_checkpoint,
                                 load_weights_only, pick_model_entry)
 from .errors import DfadError
-from .models import build_model
 
 FORMS = ("a dfad checkpoint", "a state dict with --teacher-arch NAME", "an exported program (.pt2)",
          "a TorchScript file", "a pickled module with --trust-checkpoint")
@@ -161,6 +160,21 @@ def load_model_file(path: str | Path, *, role: str = "teacher", arch: Optional[s
     return build_model_from_entry({"arch": arch, "args": {**(arch_args or {}), "num_classes": num_classes,
                                                                "in_channels": in_channels},
                                    "state_dict": state_dict}, path)
+
+
+def load_teacher(cfg, info, device, trust_checkpoint: bool = False) -> nn.Module:
+    """The teacher in `cfg.teacher.checkpoint`, in any form read above (a bare state dict is built
+    as `cfg.teacher.model`). `info`: the data's facts (DatasetInfo), or None without a dataset."""
+    path = cfg.teacher.checkpoint
+    if not path:
+        raise DfadError("no teacher given; pass --teacher PATH (or teacher.checkpoint=PATH); "
+                        "train one with `dfad train-teacher --config CONFIG --out DIR`")
+    spec = cfg.teacher.model
+    args = {k: v for k, v in spec.args.items() if k not in ("num_classes", "in_channels")}
+    return load_model_file(path, role="teacher", arch=spec.arch, arch_args=args,
+                           num_classes=info.num_classes if info else cfg.data.num_classes,
+                           in_channels=info.channels if info else cfg.data.channels,
+                           trust=trust_checkpoint).to(device)
 
 
 def _infer_num_classes(state_dict: dict) -> Optional[int]:

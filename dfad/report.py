@@ -213,24 +213,8 @@ def render(title: str, sections: list[tuple[str, str]]) -> str:
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>\n")
 
 
-def write_report(run_dir: str | Path, *, teacher: Optional[nn.Module] = None, student: Optional[nn.Module] = None,
-                 generator: Optional[nn.Module] = None, nz: Optional[int] = None, per_class: Optional[dict] = None,
-                 device="cpu") -> Path:
-    """Write RUN_DIR/report.html from the run folder plus, when given, the live models (the end of
-    a run passes them; `dfad report` rebuilds them from the checkpoints)."""
-    run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise DfadError(f"{run_dir} holds no finished run (no summary.json); give a run folder of "
-                        f"`dfad distill` or `dfad train-teacher`")
-    summary = json.loads(summary_path.read_text())
-    history = read_metrics(run_dir)
-    metric = summary.get("metric", "accuracy")
-    distillation = f"student_{metric}" in summary
-    input_shape = (summary.get("input") or {}).get("input_shape")
-    sections: list[tuple[str, str]] = []
-
-    # The models side by side.
+def _models_section(summary: dict, metric: str, distillation: bool, teacher, student, input_shape) -> str:
+    """The models side by side: metric, size, FLOPs and CPU latency, with the run's facts."""
     rows = []
     who = [("teacher", teacher)] + ([("student", student)] if distillation else [])
     for name, model in who:
@@ -248,8 +232,25 @@ def write_report(run_dir: str | Path, *, teacher: Optional[nn.Module] = None, st
              f"command: <code>{html.escape(str(summary.get('command', '-')))}</code></p>")
     if distillation and summary.get(f"student_{metric}") is None:
         facts += "<p class=\"note\">No validation data was given: no metric was measured.</p>"
-    sections.append(("Models", table + facts))
+    return table + facts
 
+
+def write_report(run_dir: str | Path, *, teacher: Optional[nn.Module] = None, student: Optional[nn.Module] = None,
+                 generator: Optional[nn.Module] = None, nz: Optional[int] = None, per_class: Optional[dict] = None,
+                 device="cpu") -> Path:
+    """Write RUN_DIR/report.html from the run folder plus, when given, the live models (the end of
+    a run passes them; `dfad report` rebuilds them from the checkpoints)."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise DfadError(f"{run_dir} holds no finished run (no summary.json); give a run folder of "
+                        f"`dfad distill` or `dfad train-teacher`")
+    summary = json.loads(summary_path.read_text())
+    history = read_metrics(run_dir)
+    metric = summary.get("metric", "accuracy")
+    distillation = f"student_{metric}" in summary
+    input_shape = (summary.get("input") or {}).get("input_shape")
+    sections = [("Models", _models_section(summary, metric, distillation, teacher, student, input_shape))]
     if history:
         sections.append(("Learning curves", f"<img alt=\"learning curves\" src=\"{_figure_uri(curves_figure(history, metric))}\">"))
     if any("agreement" in r for r in history):

@@ -116,17 +116,29 @@ def _single_run_command(table: Table, row: Row, overrides: list[str], out: Path,
     return " ".join([*parts, *(shlex.quote(o) for o in overrides)])
 
 
+def _chosen_rows(table, rows: Optional[list[str]]) -> list:
+    """The table's rows named in `rows` (all when None), in the table's order."""
+    if not rows:
+        return table.rows
+    known = [r.name for r in table.rows]
+    for name in rows:
+        if name not in known:
+            raise DfadError(f"table '{table.name}' has no row '{name}'{suggest(name, known)}; rows: {', '.join(known)}")
+    return [r for r in table.rows if r.name in rows]
+
+
+def _row_record(table, row, values: list, row_runs: list, seeds: int, budget: Optional[int]) -> dict[str, Any]:
+    return {"row": row.name, "paper": row.paper, "note": row.note, "values": values,
+            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "seeds": len(values), "budget_iterations": budget if row.kind == "distill" else None,
+            "rerun": _row_command(table, row, seeds, budget), "runs": row_runs}
+
+
 def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = None, seeds: int = 2,
               budget: Optional[int] = None, data_root: Optional[str] = None, results: Optional[str | Path] = None,
               force: bool = False, progress: bool = True) -> dict[str, Any]:
     table = load_table(table_name)
-    chosen = table.rows
-    if rows:
-        known = [r.name for r in table.rows]
-        for name in rows:
-            if name not in known:
-                raise DfadError(f"table '{table.name}' has no row '{name}'{suggest(name, known)}; rows: {', '.join(known)}")
-        chosen = [r for r in table.rows if r.name in rows]
+    chosen = _chosen_rows(table, rows)
     origin = provenance()
     root = Path(out) / table.name
     budget_label = "paper-budget" if budget is None else f"budget-{budget}"
@@ -171,12 +183,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
                              "wall_seconds": summary.get("wall_seconds"), "machine": summary.get("machine"),
                              "this_call_seconds": round(time.perf_counter() - started, 1),
                              "command": _single_run_command(table, row, overrides, run, teacher)})
-        records.append({
-            "row": row.name, "paper": row.paper, "note": row.note, "values": values,
-            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "seeds": len(values), "budget_iterations": budget if row.kind == "distill" else None,
-            "rerun": _row_command(table, row, seeds, budget), "runs": row_runs,
-        })
+        records.append(_row_record(table, row, values, row_runs, seeds, budget))
     result = {"table": table.name, "title": table.title, "config": table.config, "note": table.note,
               "budget_iterations": budget, "rows": records, **origin}
     if results:

@@ -70,7 +70,12 @@ def config_differences(folder: str | Path, cfg: Config, kind: str) -> list[str]:
         return key == "teacher.checkpoint" and _same_file_contents(saved.get(key), wanted.get(key))
 
     return [f"{k} {wanted.get(k)!r} here vs {saved.get(k)!r} there" for k in sorted(set(saved) | set(wanted))
-            if k not in _NOT_IDENTITY and not ignored(k) and not k.startswith(unused) and not same(k)]
+            if k not in _NOT_IDENTITY and not ignored(k) and not _under(k, unused) and not same(k)]
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    """`key` is one of `prefixes` or lies beneath one (distill.generator.args, not distill.generator_optimizer)."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
 def _same_file_contents(a: Optional[str], b: Optional[str]) -> bool:

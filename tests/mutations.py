@@ -112,9 +112,9 @@ MUTATIONS = [
         (UR + "test_generation_step_with_eval_mode_bn_uses_the_students_running_statistics_and_keeps_them",),
         "the student stays in eval mode after an eval-mode generation step"),
     Mutation(
-        "generation-student-bn-config-dropped", "dfad/runs.py",
-        '    extra["generation_student_bn"] = dc.generation_student_bn',
-        "    pass",
+        "generation-student-bn-config-dropped", "dfad/methods/dfad.py",
+        "generator_forward=forward, generation_student_bn=dc.generation_student_bn, **parts.common(),",
+        "generator_forward=forward, **parts.common(),",
         ("tests/test_config.py::test_generation_student_bn_reaches_the_method[eval]",),
         "distill.generation_student_bn never reaches the method"),
     # --- already caught before the hand check ---
@@ -200,8 +200,8 @@ MUTATIONS = [
     # --- caught by assertions strengthened from "a file exists / a value in [0, 1]" ---
     Mutation(
         "teacher-metric-of-the-student", "dfad/runs.py",
-        "    teacher_metric = teacher_scores.compute() if teacher_scores is not None else None",
-        "    teacher_metric = metric_of(student).compute() if teacher_scores is not None else None",
+        "    teacher_scores = metric_of(teacher) if metric_of is not None else None",
+        "    teacher_scores = metric_of(method.student) if metric_of is not None else None",
         ("tests/test_your_model.py::test_python_api_distills_a_torchvision_teacher_into_a_registry_student",),
         "the summary's teacher metric is measured on another model"),
     Mutation(
@@ -294,6 +294,18 @@ MUTATIONS = [
         ("tests/test_resume.py::test_run_identity_ignores_what_a_run_does_not_depend_on",),
         "a run made with a cosine schedule counts as different when unused milestones change"),
     Mutation(
+        "method-identity-not-derived-from-parts", "dfad/methods/base.py",
+        "        cls.unused_config_keys = tuple(key for part, keys in PART_CONFIG_KEYS.items() if part not in cls.parts\n",
+        "        cls.unused_config_keys = tuple(key for part, keys in PART_CONFIG_KEYS.items() if False\n",
+        ("tests/test_toy_method.py::test_a_method_of_one_class_runs_from_the_cli_and_learns",),
+        "a method's run identity counts the config keys of parts it never builds"),
+    Mutation(
+        "undeclared-parts-handed-out", "dfad/assembly.py",
+        "        if part not in self.declared:\n",
+        "        if False:\n",
+        ("tests/test_toy_method.py::test_a_method_may_ask_only_for_the_parts_it_names",),
+        "a method gets parts it does not name, so its declaration (and its identity) can be wrong"),
+    Mutation(
         "skipped-fp16-step-advances-schedule", "dfad/methods/base.py",
         "            if not steps or skips < steps:\n",
         "            if True:\n",
@@ -331,8 +343,8 @@ MUTATIONS = [
         "the health signal is measured but not written to metrics, summary and report"),
     Mutation(
         "own-student-program-not-written", "dfad/runs.py",
-        "        write_student_program(run.path, student)\n",
-        "        pass\n",
+        "    write_student_program(run.path, student)\n",
+        "    pass\n",
         ("tests/test_export.py::test_a_run_with_your_own_student_class_keeps_its_program",),
         "a run whose student dfad cannot rebuild leaves nothing that `dfad export` can start from"),
     Mutation(

@@ -13,6 +13,18 @@ from ..registry import Registry
 
 METHODS = Registry("method", config_keys=("distill.method",))
 
+# The parts a distillation method may build itself from (it names them in `Method.parts` and asks
+# the run for them in `from_config`), and the config keys each part reads: the keys of the parts
+# a method does not name are not part of its run's identity.
+PART_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "student": ("distill.student",),
+    "student_optimizer": ("distill.student_optimizer", "distill.student_schedule"),
+    "generator": ("distill.generator", "distill.nz", "distill.compile"),
+    "generator_optimizer": ("distill.generator_optimizer", "distill.generator_schedule",
+                            "distill.generation_student_bn"),
+    "real_images": (),  # which dataset: method_args.data, read by the method itself
+}
+
 
 def freeze(model: nn.Module) -> nn.Module:
     """Eval mode and no parameter gradients: the teacher is a fixed function."""
@@ -33,9 +45,27 @@ class Method:
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     # Set by setup_precision; methods without optimisers of their own (e.g. test doubles) have none.
     scalers: Mapping[str, torch.amp.GradScaler] = MappingProxyType({})
-    # Config keys (or key prefixes) this method never reads, e.g. the generator's optimiser for a
-    # method that does not train one: a finished run differing only there is still the same run.
+    # What the method builds itself from (keys of PART_CONFIG_KEYS); `from_config` may ask the run
+    # for these parts and no others.
+    parts: tuple[str, ...] = ()
+    # Config keys this method never reads (with everything under them), derived from `parts`: a
+    # finished run differing only there is still the same run.
     unused_config_keys: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.parts) - set(PART_CONFIG_KEYS)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.parts names unknown parts {sorted(unknown)}; "
+                            f"known: {sorted(PART_CONFIG_KEYS)}")
+        cls.unused_config_keys = tuple(key for part, keys in PART_CONFIG_KEYS.items() if part not in cls.parts
+                                       for key in keys)
+
+    @classmethod
+    def from_config(cls, parts) -> "Method":
+        """The method for one distillation run, built from `parts` (`dfad.assembly.RunParts`: the
+        config, the frozen teacher, the task and data facts, and the parts named in `cls.parts`)."""
+        raise NotImplementedError(f"method {cls.__name__} does not build itself from a config")
 
     def setup_precision(self, precision: str, device: torch.device) -> None:
         """`self.autocast()` contexts and one gradient scaler per optimiser (pass-throughs unless fp16);

@@ -9,6 +9,7 @@ from statistics import fmean
 import torch
 from torch import nn
 
+from ..engine.compile import compile_generator
 from ..engine.state import preserved_buffers
 from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
@@ -75,9 +76,23 @@ class DFAD(Method):
       (methods/imitation.py); the generator's loss stays the task's L1 bound.
     """
 
+    parts = ("student", "student_optimizer", "generator", "generator_optimizer")
+
+    @classmethod
+    def from_config(cls, parts) -> "DFAD":
+        dc = parts.cfg.distill
+        built = {"student": parts.student(), "generator": parts.generator()}
+        for model in ("student", "generator"):
+            if f"{model}_optimizer" in cls.parts:
+                built[f"{model}_optimizer"], built[f"{model}_scheduler"] = parts.optimizer(model)
+        forward = compile_generator(built["generator"], parts.device) if dc.compile else None
+        return cls(**built, nz=dc.nz, batch_size=parts.batch_size_per_process, grid_seed=parts.cfg.seed,
+                   generator_forward=forward, generation_student_bn=dc.generation_student_bn, **parts.common(),
+                   **dc.method_args)
+
     def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
-                 student_optimizer: torch.optim.Optimizer, generator_optimizer: torch.optim.Optimizer,
-                 student_scheduler, generator_scheduler, batch_size: int, nz: int,
+                 student_optimizer: torch.optim.Optimizer, student_scheduler, batch_size: int, nz: int,
+                 generator_optimizer: torch.optim.Optimizer | None = None, generator_scheduler=None,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
                  grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
                  generation_student_bn: str = "train", class_balance: float = 0.0, confidence: float = 0.0,
@@ -113,8 +128,12 @@ class DFAD(Method):
         self.device = torch.device(device)
         self.evaluated = student
         self.models = {"student": student, "generator": generator}
+        # A method that keeps the generator fixed (RANDOM) has neither optimiser nor schedule for it.
         self.optimizers = {"student": student_optimizer, "generator": generator_optimizer}
         self.schedulers = {"student": student_scheduler, "generator": generator_scheduler}
+        for group in (self.optimizers, self.schedulers):
+            if group["generator"] is None:
+                del group["generator"]
         self.setup_precision(precision, self.device)
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
@@ -215,14 +234,13 @@ class RandomGenerator(DFAD):
     Only the student learns; the generator keeps its initial weights (its BatchNorm layers still
     normalise each batch, as in DFAD's imitation step)."""
 
-    unused_config_keys = ("distill.generator_optimizer", "distill.generator_schedule")
+    parts = ("student", "student_optimizer", "generator")
 
     def __init__(self, **kwargs):
         refuse_generator_options("random", kwargs)
+        # Given a generator optimiser anyway (e.g. built by hand), it is left out: nothing steps it.
+        kwargs["generator_optimizer"] = kwargs["generator_scheduler"] = None
         super().__init__(**kwargs)
-        self.optimizers = {"student": self.optimizers["student"]}
-        self.schedulers = {"student": self.schedulers["student"]}
-        self.scalers = {"student": self.scalers["student"]}
         for p in self.generator.parameters():
             p.requires_grad_(False)
 

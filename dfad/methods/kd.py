@@ -18,15 +18,20 @@ from .supervised import ShuffledBatches
 
 @METHODS.register("kd")
 class KD(Method):
-    # The runner loads `method_args.data` (default: the task's own training split) for methods
-    # that declare they learn from real images.
-    needs_real_images = True
-    unused_config_keys = ("distill.generator_optimizer", "distill.generator_schedule")
+    parts = ("student", "student_optimizer", "real_images")
+
+    @classmethod
+    def from_config(cls, parts) -> "KD":
+        student = parts.student()
+        optimizer, scheduler = parts.optimizer("student")
+        # The images: the training split of `method_args.data`, by default the task's own dataset.
+        return cls(student=student, student_optimizer=optimizer, student_scheduler=scheduler,
+                   images=parts.real_images(), **parts.common(), **parts.cfg.distill.method_args)
 
     def __init__(self, *, teacher: nn.Module, student: nn.Module, task, student_optimizer, student_scheduler,
                  images: ShuffledBatches, imitation_steps: int = 5, device="cpu", precision: str = "fp32",
-                 data: str | None = None, grid_size: int = 64, **unused_generator_parts):
-        # `data` names the dataset the runner loaded into `images`; nothing more to do with it here.
+                 data: str | None = None, grid_size: int = 64):
+        # `data` names the dataset loaded into `images`; nothing more to do with it here.
         self.teacher = freeze(teacher)
         self.student, self.task, self.images = student, task, images
         self.imitation_steps = imitation_steps
