@@ -33,6 +33,10 @@ def teacher_summary(cfg, model, method, result, best, metric, teacher_path, info
     }
 
 
+def _last_value(history: list[dict], key: str) -> Any:
+    return next((record[key] for record in reversed(history) if key in record), None)
+
+
 def distillation_summary(cfg, method, teacher, result, teacher_scores, metric, info, origin) -> dict[str, Any]:
     dc = cfg.distill
     student, generator = method.student, getattr(method, "generator", None)  # KD has no generator
@@ -41,6 +45,8 @@ def distillation_summary(cfg, method, teacher, result, teacher_scores, metric, i
         f"student_{metric}": result.final_metric,
         f"best_student_{metric}": result.best_metric,
         "best_iteration": result.best_iteration,
+        # Models validated beside the student (an averaged student), at the last validation.
+        **{f"{name}_{metric}": _last_value(result.history, f"{name}_{metric}") for name in method.also_evaluated()},
         # Label-free health at the last validation (dfad.health) and the warnings raised.
         **{k: result.history[-1][k] for k in HEALTH_FIELDS if result.history and k in result.history[-1]},
         "health_warnings": result.health_warnings,

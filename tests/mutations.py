@@ -294,6 +294,36 @@ MUTATIONS = [
         ("tests/test_resume.py::test_run_identity_ignores_what_a_run_does_not_depend_on",),
         "a run made with a cosine schedule counts as different when unused milestones change"),
     Mutation(
+        "momentum-generator-unused-in-imitation", "dfad/methods/dfad.py",
+        "        generate = self.generate if self.generator_average is None else self.generator_average.average\n",
+        "        generate = self.generate\n",
+        ("tests/test_dfad_options.py::test_the_momentum_generator_makes_the_imitation_samples_and_follows_the_live_one",),
+        "generator_ema builds an average that never makes a sample"),
+    Mutation(
+        "replay-memory-never-filled", "dfad/methods/dfad.py",
+        "            self.replay.add(images, teacher_out)\n",
+        "            pass\n",
+        ("tests/test_dfad_options.py::test_replay_mixes_stored_samples_with_their_teacher_outputs_into_imitation",),
+        "replay_size on, but nothing is ever replayed"),
+    Mutation(
+        "augmentation-not-in-generation-step", "dfad/methods/dfad.py",
+        "                images = self.augmented(generated)\n",
+        "                images = generated\n",
+        ("tests/test_dfad_options.py::test_augmentation_reaches_both_steps",),
+        "the generator is not trained for the augmented view the student sees"),
+    Mutation(
+        "averaged-student-not-validated", "dfad/engine/callbacks.py",
+        "                record[f\"{name}_{state.metric_name}\"] = self.validate(model)\n",
+        "                pass\n",
+        ("tests/test_dfad_options.py::test_the_averaged_student_is_reported_beside_the_raw_one",),
+        "student_ema on, but its accuracy is never reported"),
+    Mutation(
+        "replay-state-not-resumed", "dfad/methods/dfad.py",
+        "                part.load_state_dict(state[name])\n",
+        "                pass\n",
+        ("tests/test_dfad_options.py::test_a_run_with_every_option_resumes_bit_identically",),
+        "a resumed run with replay and moving averages starts them afresh"),
+    Mutation(
         "method-identity-not-derived-from-parts", "dfad/methods/base.py",
         "        cls.unused_config_keys = tuple(key for part, keys in PART_CONFIG_KEYS.items() if part not in cls.parts\n",
         "        cls.unused_config_keys = tuple(key for part, keys in PART_CONFIG_KEYS.items() if False\n",

@@ -220,6 +220,8 @@ class Validation(Callback):
         method, record, result = state.method, state.record, state.result
         if self.validate is not None:
             state.last_metric = record[state.metric_name] = self.validate(method.evaluated)
+            for name, model in method.also_evaluated().items():  # reported beside it, e.g. an averaged student
+                record[f"{name}_{state.metric_name}"] = self.validate(model)
         health = method.health()
         if health:
             record.update({k: v for k, v in health.items() if k in HEALTH_FIELDS})

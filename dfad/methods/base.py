@@ -112,6 +112,11 @@ class Method:
     def step(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def also_evaluated(self) -> dict[str, nn.Module]:
+        """Models validated beside `evaluated` at each validation, by name (e.g. an averaged
+        student): their metric is logged as `<name>_<metric>`, never used to pick the best."""
+        return {}
+
     def health(self) -> dict[str, float]:
         """Label-free diagnostics for each validation (dfad.health), or {} when the method has none."""
         return {}

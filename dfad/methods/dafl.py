@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import DfadError
 from .base import METHODS
-from .dfad import DFAD, refuse_generator_options
+from .dfad import DFAD, IMITATION_OPTIONS, refuse_generator_options
 from .priors import class_balance_loss, confidence_loss
 
 
@@ -45,10 +45,12 @@ class DAFL(DFAD):
         if getattr(task, "name", "") != "classification":
             raise DfadError("method 'dafl' is defined for classification only")
         refuse_generator_options("dafl", dfad_arguments)
-        # DAFL's student learns with its own KL (one update per iteration), not DFAD's imitation loss.
-        if dfad_arguments.get("imitation_loss", "l1") != "l1" or dfad_arguments.get("temperature", 1.0) != 1.0:
-            raise DfadError("distill.method_args.imitation_loss and temperature are options of method 'dfad' (and "
-                            "'random'), not of 'dafl', whose student loss is DAFL's own KL; remove them")
+        # DAFL's student learns with its own KL (one update per iteration), not DFAD's imitation step.
+        changed = [k for k, default in IMITATION_OPTIONS.items() if dfad_arguments.get(k, default) != default]
+        if changed:
+            raise DfadError(f"distill.method_args {', '.join(changed)}: imitation_loss and temperature are options of "
+                            f"method 'dfad' (and 'random'), as are replay and augment, not of 'dafl', whose student "
+                            f"step is DAFL's own KL; remove them")
         super().__init__(teacher=teacher, task=task, **dfad_arguments)
         self.features = PenultimateFeatures(self.teacher)
         self.weights = {"onehot": onehot, "activation": activation, "entropy": entropy}
@@ -74,5 +76,7 @@ class DAFL(DFAD):
             student_logits = self.student(images.detach()).float()
         student_loss = F.kl_div(F.log_softmax(student_logits, 1), F.softmax(teacher_logits.detach(), 1),
                                 reduction="batchmean")
-        return {"student_loss": self.update("student", student_loss), "generator_loss": generator_value,
+        student_value = self.update("student", student_loss)
+        self.update_averages()
+        return {"student_loss": student_value, "generator_loss": generator_value,
                 **{f"dafl_{k}": v.item() for k, v in parts.items()}}

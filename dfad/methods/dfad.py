@@ -14,7 +14,10 @@ from ..engine.state import preserved_buffers
 from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
 from .base import METHODS, Method, freeze
+from .averaging import MovingAverage
 from .imitation import IMITATION_LOSSES
+from .replay import ReplayMemory
+from .sample_augment import flip_and_shift
 from .priors import BatchNormStatistics, class_balance_loss, confidence_loss, total_variation_loss
 
 
@@ -33,7 +36,23 @@ def no_param_grads(model: nn.Module):
 
 # DFAD's options on the generator's loss (see DFAD's docstring); 0 / False = off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
-                     "total_variation_floor", "fallback_total_variation")
+                     "total_variation_floor", "fallback_total_variation", "generator_ema")
+# Options on DFAD's imitation step, with their defaults (methods with a student step of their own
+# would ignore them).
+IMITATION_OPTIONS = {"imitation_loss": "l1", "temperature": 1.0, "replay_size": 0, "replay_share": 0.5,
+                     "augment": False, "augment_shift": None}
+
+
+def check_weights(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {value!r}")
+
+
+def check_fractions(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise DfadError(f"distill.method_args.{name} must be a number in [0, 1) (0 = off), got {value!r}")
 
 
 def refuse_generator_options(method: str, arguments: dict) -> None:
@@ -74,6 +93,20 @@ class DFAD(Method):
       leaving runs with the BatchNorm prior unchanged.
     - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
       (methods/imitation.py); the generator's loss stays the task's L1 bound.
+
+    Options on what the student learns from and what is reported (0 / False = off):
+    - generator_ema: momentum of a moving average of the generator that makes the imitation
+      samples (MAD, Do et al. 2022); the generation step still trains the live generator. It
+      fights the student forgetting what the generator showed it before it moved on.
+    - replay_size: samples kept in a memory of past imitation batches and the teacher's outputs
+      on them (CMI's memory bank, Fang et al. 2021; methods/replay.py); `replay_share` of each
+      imitation batch is then drawn from it instead of generated (they cost no generator or
+      teacher pass).
+    - augment: random horizontal flips and shifts of up to `augment_shift` pixels (default 1/8 of
+      the image side) of the generated samples, in imitation and, differentiably, in the
+      generation step (methods/sample_augment.py).
+    - student_ema: decay per iteration of a moving average of the student, validated beside the
+      raw student (`student_ema_<metric>`; torchvision's --model-ema).
     """
 
     parts = ("student", "student_optimizer", "generator", "generator_optimizer")
@@ -99,14 +132,16 @@ class DFAD(Method):
                  bn_prior: float = 0.0,
                  bn_prior_optional: bool = False, total_variation: float = 0.0,
                  total_variation_floor: float = 0.0, fallback_total_variation: float = 0.0,
-                 imitation_loss: str = "l1", temperature: float = 1.0):
+                 imitation_loss: str = "l1", temperature: float = 1.0, generator_ema: float = 0.0,
+                 student_ema: float = 0.0, replay_size: int = 0, replay_share: float = 0.5, augment: bool = False,
+                 augment_shift: int | None = None):
         if generation_student_bn not in ("train", "eval"):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
-        for name, weight in (("class_balance", class_balance), ("confidence", confidence), ("bn_prior", bn_prior),
-                             ("total_variation", total_variation), ("total_variation_floor", total_variation_floor),
-                             ("fallback_total_variation", fallback_total_variation)):
-            if not isinstance(weight, (int, float)) or weight < 0:
-                raise DfadError(f"distill.method_args.{name} must be a number >= 0 (0 = off), got {weight!r}")
+        check_weights(class_balance=class_balance, confidence=confidence, bn_prior=bn_prior,
+                      total_variation=total_variation, total_variation_floor=total_variation_floor,
+                      fallback_total_variation=fallback_total_variation, replay_size=replay_size,
+                      augment_shift=augment_shift or 0)
+        check_fractions(generator_ema=generator_ema, student_ema=student_ema, replay_share=replay_share)
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise DfadError(f"distill.method_args.temperature must be a number > 0, got {temperature!r}")
         self.imitation_loss = IMITATION_LOSSES.get(imitation_loss)
@@ -135,14 +170,37 @@ class DFAD(Method):
             if group["generator"] is None:
                 del group["generator"]
         self.setup_precision(precision, self.device)
+        self.augment, self.augment_shift = bool(augment), augment_shift
+        self._setup_averages_and_replay(generator_ema, student_ema, replay_size, replay_share, grid_seed)
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
         self.health_noise = health_noise(nz, grid_seed).to(self.device)
         self.health_memory = SampleMemory()
         self.added_generator_terms: dict[str, float] = {}
 
-    def noise(self) -> torch.Tensor:
-        return torch.randn(self.batch_size, self.nz, device=self.device)
+    def _setup_averages_and_replay(self, generator_ema: float, student_ema: float, replay_size: int,
+                                   replay_share: float, seed: int) -> None:
+        # The moving averages are models of the run (checkpointed, rebuilt like the others).
+        self.generator_average = MovingAverage(self.generator, generator_ema) if generator_ema else None
+        self.student_average = MovingAverage(self.student, student_ema) if student_ema else None
+        for name, average in (("generator_ema", self.generator_average), ("student_ema", self.student_average)):
+            if average is not None:
+                self.models[name] = average.average
+        self.replay = ReplayMemory(int(replay_size), self.device, seed) if replay_size else None
+        # Replayed samples per imitation batch, once the memory holds any.
+        self.replayed_per_batch = min(self.batch_size - 1, round(replay_share * self.batch_size)) if replay_size else 0
+
+    def noise(self, count: int | None = None) -> torch.Tensor:
+        return torch.randn(self.batch_size if count is None else count, self.nz, device=self.device)
+
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """Generated samples as the student sees them: flipped and shifted with `augment` on."""
+        if not self.augment:
+            return images
+        return flip_and_shift(images, self.augment_shift or max(1, images.shape[-1] // 8))
+
+    def also_evaluated(self) -> dict[str, nn.Module]:
+        return {"student_ema": self.student_average.average} if self.student_average is not None else {}
 
     def _batchnorm_statistics(self, weight: float, optional: bool, fallback: float) -> BatchNormStatistics | None:
         if weight <= 0:
@@ -159,9 +217,18 @@ class DFAD(Method):
             return None
 
     def imitation_step(self) -> float:
+        replayed = self.replayed_per_batch if self.replay is not None and self.replay.size else 0
+        # With the momentum generator on, its average makes the samples the student learns from.
+        generate = self.generate if self.generator_average is None else self.generator_average.average
         with torch.no_grad(), self.autocast():
-            images = self.generate(self.noise())
+            images = self.augmented(generate(self.noise(self.batch_size - replayed)))
             teacher_out = self.teacher(images)
+        if self.replay is not None:
+            if replayed:
+                old_images, old_outputs = self.replay.sample(replayed, images.dtype)
+            self.replay.add(images, teacher_out)
+            if replayed:
+                images, teacher_out = torch.cat([images, old_images]), torch.cat([teacher_out.float(), old_outputs])
         with self.autocast():
             student_out = self.student(images)
         # Losses in fp32 whatever the precision of the networks.
@@ -175,7 +242,8 @@ class DFAD(Method):
         self.student.train(self.generation_student_bn == "train")
         try:
             with self.autocast():
-                images = self.generate(self.noise())
+                generated = self.generate(self.noise())
+                images = self.augmented(generated)
                 with no_param_grads(self.student):
                     if self.bn_statistics is not None:
                         self.bn_statistics.start()
@@ -189,7 +257,7 @@ class DFAD(Method):
         if self.confidence:
             added["generator_confidence"] = (self.confidence, confidence_loss(teacher_out.float()))
         if self.total_variation:
-            excess = (total_variation_loss(images.float()) - self.total_variation_floor).clamp_min(0)
+            excess = (total_variation_loss(generated.float()) - self.total_variation_floor).clamp_min(0)
             added["generator_total_variation"] = (self.total_variation, excess)
         if self.bn_statistics is not None:
             added["generator_bn_prior"] = (self.bn_prior, self.bn_statistics.stop())
@@ -207,7 +275,13 @@ class DFAD(Method):
         self.generator.train()
         student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
         generator_loss = self.generation_step()
+        self.update_averages()
         return {"student_loss": fmean(student_losses), "generator_loss": generator_loss, **self.added_generator_terms}
+
+    def update_averages(self) -> None:
+        for average in (self.generator_average, self.student_average):
+            if average is not None:
+                average.update()
 
     def health(self) -> dict[str, float]:
         # The eager generator: a compiled one would recompile for this batch size.
@@ -215,10 +289,19 @@ class DFAD(Method):
                               memory=self.health_memory)
 
     def extra_state(self) -> dict:
-        return {"health_memory": self.health_memory.state_dict()}
+        state = {"health_memory": self.health_memory.state_dict()}
+        for name, part in (("generator_average", self.generator_average), ("student_average", self.student_average),
+                           ("replay", self.replay)):
+            if part is not None:
+                state[name] = part.state_dict()
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         self.health_memory.load_state_dict(state.get("health_memory", {}))
+        for name, part in (("generator_average", self.generator_average), ("student_average", self.student_average),
+                           ("replay", self.replay)):
+            if part is not None:
+                part.load_state_dict(state[name])
 
     def sample_images(self) -> torch.Tensor:
         # Train-mode BatchNorm, as during training, but without updating its running statistics.
@@ -248,4 +331,6 @@ class RandomGenerator(DFAD):
         self.teacher.eval()
         self.student.train()
         self.generator.train()
-        return {"student_loss": fmean(self.imitation_step() for _ in range(self.imitation_steps))}
+        losses = [self.imitation_step() for _ in range(self.imitation_steps)]
+        self.update_averages()
+        return {"student_loss": fmean(losses)}
