@@ -148,13 +148,15 @@ def test_a_run_with_every_option_resumes_bit_identically(digits_teacher, tmp_pat
     assert_same_parameters(final_student(tmp_path / "run"), final_student(tmp_path / "straight"))
 
 
-def test_every_row_of_the_side_by_side_table_builds_its_method():
-    """The options table's method_args are real options (config validation does not read them)."""
+@pytest.mark.parametrize("name, arch, channels", [("table_dfad_plus_cifar10_cpu", "cifar_resnet20", 3),
+                                                  ("table_dfad_plus_mnist", "lenet5", 1)])
+def test_every_row_of_the_side_by_side_tables_builds_its_method(name, arch, channels):
+    """The options tables' method_args are real options (config validation does not read them)."""
     from dfad.reproduce import _row_config, load_table
 
-    table = load_table("table_dfad_plus_cifar10_cpu")
-    teacher = build_model("cifar_resnet20", num_classes=10, in_channels=3).eval()
-    info = DatasetInfo("cifar10", 10, 3, 32, (0.5,) * 3, (0.5,) * 3)
+    table = load_table(name)
+    teacher = build_model(arch, num_classes=10, in_channels=channels).eval()
+    info = DatasetInfo("x", 10, channels, 32, (0.5,) * channels, (0.5,) * channels)
     built = set()
     for row in table.rows[1:]:
         cfg, _ = _row_config(table, row, seed=0, budget=7, data_root=None, teacher_path=None)
