@@ -221,7 +221,8 @@ class DFAD(Method):
         # With the momentum generator on, its average makes the samples the student learns from.
         generate = self.generate if self.generator_average is None else self.generator_average.average
         with torch.no_grad(), self.autocast():
-            images = self.augmented(generate(self.noise(self.batch_size - replayed)))
+            # (noise() with no count on the plain path: the paper's step, as subclasses and tests see it)
+            images = self.augmented(generate(self.noise(self.batch_size - replayed) if replayed else self.noise()))
             teacher_out = self.teacher(images)
         if self.replay is not None:
             if replayed:
