@@ -319,8 +319,8 @@ MUTATIONS = [
         "student_ema on, but its accuracy is never reported"),
     Mutation(
         "replay-state-not-resumed", "dfad/methods/dfad.py",
-        "                part.load_state_dict(state[name])\n",
-        "                pass\n",
+        "            part.load_state_dict(state[name])\n",
+        "            pass\n",
         ("tests/test_dfad_options.py::test_a_run_with_every_option_resumes_bit_identically",),
         "a resumed run with replay and moving averages starts them afresh"),
     Mutation(

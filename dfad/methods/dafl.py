@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import DfadError
 from .base import METHODS
-from .dfad import DFAD, IMITATION_OPTIONS, refuse_generator_options
+from .dfad import DFAD, IMITATION_OPTIONS, option_defaults, refuse_generator_options
 from .priors import class_balance_loss, confidence_loss
 
 
@@ -46,7 +46,8 @@ class DAFL(DFAD):
             raise DfadError("method 'dafl' is defined for classification only")
         refuse_generator_options("dafl", dfad_arguments)
         # DAFL's student learns with its own KL (one update per iteration), not DFAD's imitation step.
-        changed = [k for k, default in IMITATION_OPTIONS.items() if dfad_arguments.get(k, default) != default]
+        changed = [k for k, default in option_defaults(IMITATION_OPTIONS).items()
+                   if dfad_arguments.get(k, default) != default]
         if changed:
             raise DfadError(f"distill.method_args {', '.join(changed)}: imitation_loss and temperature are options of "
                             f"method 'dfad' (and 'random'), as are replay and augment, not of 'dafl', whose student "

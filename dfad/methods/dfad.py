@@ -2,6 +2,7 @@
 generated samples while the generator seeks samples on which they disagree most."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from contextlib import contextmanager
 from statistics import fmean
@@ -37,10 +38,15 @@ def no_param_grads(model: nn.Module):
 # DFAD's options on the generator's loss (see DFAD's docstring); 0 / False = off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
                      "total_variation_floor", "fallback_total_variation", "generator_ema")
-# Options on DFAD's imitation step, with their defaults (methods with a student step of their own
-# would ignore them).
-IMITATION_OPTIONS = {"imitation_loss": "l1", "temperature": 1.0, "replay_size": 0, "replay_share": 0.5,
-                     "augment": False, "augment_shift": None}
+# Options on DFAD's imitation step (methods with a student step of their own would ignore them);
+# their defaults are DFAD's constructor's (`option_defaults`).
+IMITATION_OPTIONS = ("imitation_loss", "temperature", "replay_size", "replay_share", "augment", "augment_shift")
+
+
+def option_defaults(names) -> dict:
+    """The default value of each named option, as DFAD's constructor declares it."""
+    parameters = inspect.signature(DFAD.__init__).parameters
+    return {name: parameters[name].default for name in names}
 
 
 def check_weights(**values) -> None:
@@ -289,20 +295,20 @@ class DFAD(Method):
         return measure_health(self.teacher, self.student, self.generator, self.health_noise,
                               memory=self.health_memory)
 
+    def _option_state_holders(self) -> dict:
+        """The options' parts with state of their own (saved with the run), by name; off ones left out."""
+        holders = {"generator_average": self.generator_average, "student_average": self.student_average,
+                   "replay": self.replay}
+        return {name: part for name, part in holders.items() if part is not None}
+
     def extra_state(self) -> dict:
-        state = {"health_memory": self.health_memory.state_dict()}
-        for name, part in (("generator_average", self.generator_average), ("student_average", self.student_average),
-                           ("replay", self.replay)):
-            if part is not None:
-                state[name] = part.state_dict()
-        return state
+        return {"health_memory": self.health_memory.state_dict(),
+                **{name: part.state_dict() for name, part in self._option_state_holders().items()}}
 
     def load_extra_state(self, state: dict) -> None:
         self.health_memory.load_state_dict(state.get("health_memory", {}))
-        for name, part in (("generator_average", self.generator_average), ("student_average", self.student_average),
-                           ("replay", self.replay)):
-            if part is not None:
-                part.load_state_dict(state[name])
+        for name, part in self._option_state_holders().items():
+            part.load_state_dict(state[name])
 
     def sample_images(self) -> torch.Tensor:
         # Train-mode BatchNorm, as during training, but without updating its running statistics.

@@ -24,10 +24,10 @@ class ReplayMemory:
         if self.images is None:
             self.images = torch.empty(self.capacity, *images.shape[1:], dtype=self.image_dtype, device=self.device)
             self.outputs = torch.empty(self.capacity, *outputs.shape[1:], dtype=torch.float32, device=self.device)
-        slots = (self.position + torch.arange(len(images))) % self.capacity
-        self.images[slots.to(self.device)] = images.to(self.image_dtype)
-        self.outputs[slots.to(self.device)] = outputs.float()
-        self.position = int(slots[-1] + 1) % self.capacity
+        slots = (self.position + torch.arange(len(images), device=self.device)) % self.capacity
+        self.images[slots] = images.to(self.image_dtype)
+        self.outputs[slots] = outputs.float()
+        self.position = (self.position + len(images)) % self.capacity
         self.size = min(self.capacity, self.size + len(images))
 
     def sample(self, count: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
