@@ -69,6 +69,30 @@ def test_cifar10_from_an_image_folder_is_decoded_once(tmp_path, monkeypatch):
     assert torch.equal(first.images, again.images)
 
 
+def test_two_runs_filling_the_decoded_cache_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two runs started together decode the same folder and write the same cache entry. Replayed
+    deterministically: a second writer saves and renames its entry between the first writer's save
+    and rename (with one shared temporary name the first rename then found no file)."""
+    import dfad.data.cifar as cifar
+
+    monkeypatch.setenv("DFAD_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "images"
+    source.mkdir()
+    decoded = (torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]))
+    real_save, nested = torch.save, []
+
+    def save_then_let_the_other_run_write(obj, file, *args, **kwargs):
+        real_save(obj, file, *args, **kwargs)
+        if not nested:
+            nested.append(True)
+            cifar._cached(source, "key", lambda: decoded)
+
+    monkeypatch.setattr(cifar.torch, "save", save_then_let_the_other_run_write)
+    images, labels = cifar._cached(source, "key", lambda: decoded)
+    assert nested and torch.equal(images, decoded[0])
+    assert [p.suffix for p in (tmp_path / "cache" / "decoded").iterdir()] == [".pt"]  # no temporary left
+
+
 def test_cifar10_errors_name_the_layouts_and_the_fix(tmp_path):
     with pytest.raises(DfadError, match="cifar-10-batches-py.*cifar10-jpeg.*--data-root"):
         DATASETS.build("cifar10", root=tmp_path, train=True)

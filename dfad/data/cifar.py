@@ -8,7 +8,9 @@ Decoding 60,000 JPEGs takes a while, so decoded uint8 tensors are cached under $
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +66,16 @@ def _cached(source: Path, key: str, load) -> tuple[torch.Tensor, torch.Tensor]:
             pass
     images, labels = load()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels}, tmp)
-    tmp.replace(path)
+    # A temporary file of its own: two runs started together decode the same folder at once, and
+    # with one shared name the second's rename found the file already moved away by the first.
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        torch.save({"images": images, "labels": labels}, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return images, labels
 
 
