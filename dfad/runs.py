@@ -119,6 +119,7 @@ def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: 
         teacher_path.write_bytes((run.checkpoints / "best.pt").read_bytes())
         run.write_summary(summary)
         try_write_report(run.path, teacher=model)
+    run.close()
     return summary
 
 
@@ -193,6 +194,7 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
     if distributed.is_main:
         _finish_distillation(run, summary, method, teacher, teacher_scores, metric_of, task.metric_name, dc.nz,
                              device)
+    run.close()
     return summary, method
 
 

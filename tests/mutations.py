@@ -409,6 +409,26 @@ MUTATIONS = [
         ("tests/test_health.py::test_memory_agreement_starts_at_the_second_check_and_keeps_the_last_checks",
          "tests/test_health.py::test_memory_stays_under_its_byte_budget_and_round_trips"),
         "the health memory grows with every check (checkpoints grow without bound)"),
+    Mutation(
+        "run-folder-lock-shared", "dfad/engine/folder_lock.py",
+        "fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        ("tests/test_cli.py::test_a_run_folder_in_use_is_refused_to_a_second_process",),
+        "a second process writes (and with --force clears) a run folder another run is writing"),
+    Mutation(
+        "run-folder-lock-never-released", "dfad/engine/folder_lock.py",
+        "            self._finalizer()  # runs _release at most once per lock\n",
+        "            pass\n",
+        ("tests/test_cli.py::test_a_run_folder_in_use_is_refused_to_a_second_process",),
+        "a finished run in a long-lived process (a notebook) keeps its folder from every other process"),
+    Mutation(
+        "decoded-cache-shared-temporary", "dfad/data/cifar.py",
+        "    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=\".tmp\")\n"
+        "    os.close(handle)\n"
+        "    tmp = Path(tmp_name)\n",
+        "    tmp = path.with_suffix(\".tmp\")\n",
+        ("tests/test_cifar.py::test_two_runs_filling_the_decoded_cache_at_once_both_succeed",),
+        "two runs started together crash decoding the same image folder"),
 ]
 
 

@@ -139,6 +139,32 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
         assert not (Path(argv[argv.index("--out") + 1]) / "config.yaml").exists(), "a failed run wrote its folder"
 
 
+def test_a_run_folder_in_use_is_refused_to_a_second_process(tmp_path):
+    """Two processes writing one folder would interleave checkpoints and metrics (or one's --force
+    would clear the other's files): the second is refused with one line, and nothing is touched."""
+    from dfad.engine import model_entry, save_checkpoint
+    from dfad.engine.run_dir import RunDir
+    from dfad.models import build_model
+
+    teacher = tmp_path / "teacher.pt"
+    save_checkpoint({"models": {"teacher": model_entry(build_model("convnet", num_classes=10, in_channels=1))}},
+                    teacher)
+    folder = tmp_path / "run"
+    running = RunDir(folder)  # this process is writing a run there
+    (folder / "metrics.jsonl").write_text("the running run's log\n")
+    second = dfad("distill", "--config", "digits", "--teacher", str(teacher), "--out", str(folder), "--force",
+                  "distill.iterations=1")
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another process is writing a run in" in lines[0], second.stderr
+    assert (folder / "metrics.jsonl").read_text() == "the running run's log\n"
+    assert not (folder / "config.yaml").exists()
+    assert RunDir(folder, resume=True) is not None  # the same process may reopen it (re-entrant)
+    running.close()
+    take = [sys.executable, "-c", f"from dfad.engine.folder_lock import FolderLock; FolderLock({str(folder)!r})"]
+    assert subprocess.run(take, capture_output=True, timeout=120).returncode == 0, "not released after close()"
+
+
 def test_help_lists_every_subcommand():
     result = dfad("--help")
     assert result.returncode == 0

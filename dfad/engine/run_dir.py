@@ -15,6 +15,7 @@ from torchvision.utils import save_image
 from ..config import Config, save_config
 from ..data import denormalize
 from ..errors import DfadError
+from .folder_lock import FolderLock
 
 RUN_MARKER = "config.yaml"
 
@@ -42,6 +43,7 @@ class RunDir:
             raise DfadError(f"output folder {self.path} already holds a run; choose another --out, "
                             f"pass --resume to continue it or --force to overwrite it")
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = FolderLock(self.path)  # before anything is cleared or written
         if existing and force and not resume:
             for folder in (self.checkpoints, self.samples):
                 if folder.is_dir():
@@ -51,6 +53,11 @@ class RunDir:
         self.checkpoints.mkdir(exist_ok=True)
         self.samples.mkdir(exist_ok=True)
         self.metrics_file.touch()
+
+    def close(self) -> None:
+        """The run is over: let other processes write to this folder."""
+        if self.writer:
+            self._lock.release()
 
     def truncate_log(self, iteration: int) -> list[dict[str, Any]]:
         """Drop log records after `iteration` (written after the state a run resumes from);
