@@ -410,6 +410,18 @@ MUTATIONS = [
          "tests/test_health.py::test_memory_stays_under_its_byte_budget_and_round_trips"),
         "the health memory grows with every check (checkpoints grow without bound)"),
     Mutation(
+        "momentum-generator-left-eager", "dfad/methods/dfad.py",
+        "            compile_generator(self.generator_average.average, self.device) if compiled\n",
+        "            self.generator_average.average if compiled\n",
+        ("tests/test_dfad_options.py::test_a_compiled_run_makes_its_imitation_samples_with_a_compiled_momentum_generator",),
+        "with generator_ema, a compiled run makes its samples with the eager per-tap generator (1.29x an iteration)"),
+    Mutation(
+        "imitation-bypasses-compiled-average", "dfad/methods/dfad.py",
+        "        generate = self.generate if self.generate_average is None else self.generate_average\n",
+        "        generate = self.generate if self.generate_average is None else self.generator_average.average\n",
+        ("tests/test_dfad_options.py::test_a_compiled_run_makes_its_imitation_samples_with_a_compiled_momentum_generator",),
+        "the compiled momentum generator is built but the imitation step calls the eager one"),
+    Mutation(
         "run-folder-lock-shared", "dfad/engine/folder_lock.py",
         "fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)",
         "fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)",

@@ -24,12 +24,12 @@ from test_resume import assert_same_parameters, crash_at, final_student, tiny_co
 INFO = DatasetInfo("none", 10, 1, 16, (0.5,), (0.5,))
 
 
-def make(method_args: str = "{}", batch_size: int = 16):
+def make(method_args: str = "{}", batch_size: int = 16, *overrides: str):
     torch.manual_seed(0)
     teacher = build_model("convnet_bn", num_classes=10, in_channels=1, width=4).eval()
     cfg = load_config("own_model", ["distill.generator.args={ngf: 4}", "data.channels=1", "data.image_size=16",
                                     f"distill.batch_size={batch_size}", "distill.nz=8",
-                                    f"distill.method_args={method_args}"])
+                                    f"distill.method_args={method_args}", *overrides])
     torch.manual_seed(1)
     return build_distillation(cfg, teacher, INFO, Classification(), "cpu")
 
@@ -62,6 +62,22 @@ def test_the_momentum_generator_makes_the_imitation_samples_and_follows_the_live
     for old, now, source in zip(before, average.parameters(), live.parameters()):
         torch.testing.assert_close(now, 0.5 * old + 0.5 * source)  # one EMA update per iteration
     assert "generator_ema" in method.models  # checkpointed and rebuilt like the others
+
+
+def test_a_compiled_run_makes_its_imitation_samples_with_a_compiled_momentum_generator():
+    """The average inherits the generator's per-tap up-convolutions, which only pay when compiled
+    (eager, they made a cifar10_cpu iteration 1.29x slower: benchmarks/option_cost.py)."""
+    method = make("{generator_ema: 0.5}", 16, "distill.compile=true")
+    average = method.generator_average.average
+    assert getattr(method.generate_average, "_orig_mod", None) is average
+    calls = []
+    compiled = method.generate_average
+    method.generate_average = lambda z: calls.append(len(z)) or compiled(z)
+    method.imitation_step()
+    assert calls == [16]
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(z), average(z), atol=1e-4, rtol=1e-4)
 
 
 def test_replay_mixes_stored_samples_with_their_teacher_outputs_into_imitation():

@@ -177,7 +177,8 @@ class DFAD(Method):
                 del group["generator"]
         self.setup_precision(precision, self.device)
         self.augment, self.augment_shift = bool(augment), augment_shift
-        self._setup_averages_and_replay(generator_ema, student_ema, replay_size, replay_share, grid_seed)
+        self._setup_averages_and_replay(generator_ema, student_ema, replay_size, replay_share, grid_seed,
+                                        compiled=generator_forward is not None)
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
         self.health_noise = health_noise(nz, grid_seed).to(self.device)
@@ -185,9 +186,14 @@ class DFAD(Method):
         self.added_generator_terms: dict[str, float] = {}
 
     def _setup_averages_and_replay(self, generator_ema: float, student_ema: float, replay_size: int,
-                                   replay_share: float, seed: int) -> None:
+                                   replay_share: float, seed: int, compiled: bool = False) -> None:
         # The moving averages are models of the run (checkpointed, rebuilt like the others).
         self.generator_average = MovingAverage(self.generator, generator_ema) if generator_ema else None
+        # The average makes every imitation sample: compiled like the generator when it is (the copy
+        # inherits the per-tap up-convolutions, which are slow unless compiled: 1.29x an iteration).
+        self.generate_average = None if self.generator_average is None else (
+            compile_generator(self.generator_average.average, self.device) if compiled
+            else self.generator_average.average)
         self.student_average = MovingAverage(self.student, student_ema) if student_ema else None
         for name, average in (("generator_ema", self.generator_average), ("student_ema", self.student_average)):
             if average is not None:
@@ -225,7 +231,7 @@ class DFAD(Method):
     def imitation_step(self) -> float:
         replayed = self.replayed_per_batch if self.replay is not None and self.replay.size else 0
         # With the momentum generator on, its average makes the samples the student learns from.
-        generate = self.generate if self.generator_average is None else self.generator_average.average
+        generate = self.generate if self.generate_average is None else self.generate_average
         with torch.no_grad(), self.autocast():
             # (noise() with no count on the plain path: the paper's step, as subclasses and tests see it)
             images = self.augmented(generate(self.noise(self.batch_size - replayed) if replayed else self.noise()))
