@@ -164,6 +164,9 @@ def _add_reproduce(sub) -> None:
     reproduce.add_argument("table", help="table name, e.g. table2_mnist (see dfad/configs/tables)")
     reproduce.add_argument("--rows", default=None, help="comma-separated rows (default: all)")
     reproduce.add_argument("--seeds", type=int, default=2, help="seeds per row (default 2)")
+    reproduce.add_argument("--only-seed", type=int, default=None, metavar="S",
+                           help="run only seed S of each row (to spread seeds over processes sharing --out); "
+                                "writes no table")
     reproduce.add_argument("--budget", default="paper",
                            help="distillation iterations per run: 'paper' (the config's) or a number (CPU-scaled)")
     reproduce.add_argument("--data-root", default=None, help="folder holding the datasets")
@@ -278,7 +281,7 @@ def run(args) -> int:
             raise DfadError(f"--budget must be 'paper' or a positive number of iterations, got '{args.budget}'")
         reproduce(args.table, out=args.out, rows=args.rows.split(",") if args.rows else None, seeds=args.seeds,
                   budget=budget, data_root=args.data_root, results=args.results, force=args.force,
-                  progress=not args.quiet)
+                  progress=not args.quiet, only_seed=args.only_seed)
         return 0
     from . import finished_runs, runs
 

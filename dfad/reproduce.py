@@ -136,7 +136,12 @@ def _row_record(table, row, values: list, row_runs: list, seeds: int, budget: Op
 
 def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = None, seeds: int = 2,
               budget: Optional[int] = None, data_root: Optional[str] = None, results: Optional[str | Path] = None,
-              force: bool = False, progress: bool = True) -> dict[str, Any]:
+              force: bool = False, progress: bool = True, only_seed: Optional[int] = None) -> dict[str, Any]:
+    """`only_seed`: run that one seed of each row (rows and seeds spread over processes or machines
+    sharing `out`); a later call with `seeds` reuses the finished runs and writes the table."""
+    if only_seed is not None and results:
+        raise DfadError("--only-seed runs one seed and writes no table: drop --results, and render the table "
+                        "with --seeds N once every seed has run")
     table = load_table(table_name)
     chosen = _chosen_rows(table, rows)
     origin = provenance()
@@ -156,7 +161,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
     records = []
     for row in chosen:
         values, row_runs = [], []
-        for seed in range(seeds):
+        for seed in (range(seeds) if only_seed is None else [only_seed]):
             # Teachers are shared by every budget; distillation runs are kept apart per budget.
             run = (root / row.name if row.kind == "teacher" else root / budget_label / row.name) / f"seed{seed}"
             started = time.perf_counter()

@@ -154,6 +154,30 @@ def test_reproduce_writes_the_table_and_reuses_finished_runs(tmp_path):
     assert teacher_summary.stat().st_mtime_ns == teacher_before
 
 
+def test_reproduce_spreads_seeds_over_calls_and_the_table_reuses_them(tmp_path):
+    """--only-seed: each seed of a row in its own call (process, machine) sharing --out; the table
+    is then written from the finished runs without running anything again."""
+    from dfad.reproduce import reproduce
+
+    table = tmp_path / "tiny.yaml"
+    table.write_text("title: tiny\nconfig: digits\nrows:\n"
+                     "  teacher: {kind: teacher, overrides: ['teacher.iterations=30', 'teacher.val_every=30']}\n"
+                     "  dfad: {overrides: []}\n")
+    out = tmp_path / "runs"
+    with pytest.raises(DfadError, match="--only-seed runs one seed and writes no table"):
+        reproduce(str(table), out=out, budget=2, rows=["dfad"], only_seed=1, results=tmp_path / "r", progress=False)
+    one = reproduce(str(table), out=out, budget=2, rows=["dfad"], only_seed=1, progress=False)
+    assert [r["seed"] for r in one["rows"][0]["runs"]] == [1]
+    assert not (out / "tiny" / "budget-2" / "dfad" / "seed0").exists()  # only the seed asked for
+    reproduce(str(table), out=out, budget=2, rows=["dfad"], only_seed=0, progress=False)
+    stamps = {s: (out / "tiny" / "budget-2" / "dfad" / f"seed{s}" / "summary.json").stat().st_mtime_ns for s in (0, 1)}
+    both = reproduce(str(table), out=out, seeds=2, budget=2, rows=["dfad"], results=tmp_path / "r", progress=False)
+    assert both["rows"][0]["values"][1] == one["rows"][0]["values"][0]
+    assert {s: (out / "tiny" / "budget-2" / "dfad" / f"seed{s}" / "summary.json").stat().st_mtime_ns
+            for s in (0, 1)} == stamps  # reused, not re-run
+    assert (tmp_path / "r" / "tiny.md").is_file()
+
+
 def test_reproduce_rejects_unknown_tables_and_rows():
     from dfad.reproduce import reproduce
 
