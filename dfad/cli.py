@@ -162,6 +162,9 @@ def _add_reproduce(sub) -> None:
                                            "and writes a Markdown table and JSON with mean ± std beside the paper's "
                                            "figure and the command to rerun each row.")
     reproduce.add_argument("table", help="table name, e.g. table2_mnist (see dfad/configs/tables)")
+    reproduce.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                           help="config overrides for every row, e.g. device=cuda (part of each run's identity: "
+                                "give them again to reuse those runs)")
     reproduce.add_argument("--rows", default=None, help="comma-separated rows (default: all)")
     reproduce.add_argument("--seeds", type=int, default=2, help="seeds per row (default 2)")
     reproduce.add_argument("--only-seed", type=int, default=None, metavar="S",
@@ -281,7 +284,7 @@ def run(args) -> int:
             raise DfadError(f"--budget must be 'paper' or a positive number of iterations, got '{args.budget}'")
         reproduce(args.table, out=args.out, rows=args.rows.split(",") if args.rows else None, seeds=args.seeds,
                   budget=budget, data_root=args.data_root, results=args.results, force=args.force,
-                  progress=not args.quiet, only_seed=args.only_seed)
+                  progress=not args.quiet, only_seed=args.only_seed, overrides=args.overrides)
         return 0
     from . import finished_runs, runs
 

@@ -13,7 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
 
@@ -64,8 +64,8 @@ def load_table(name: str) -> Table:
 
 
 def _row_config(table: Table, row: Row, seed: int, budget: Optional[int], data_root: Optional[str],
-                teacher_path: Optional[Path]):
-    overrides = [*row.overrides, f"seed={seed}"]
+                teacher_path: Optional[Path], extra: Sequence[str] = ()):
+    overrides = [*row.overrides, *extra, f"seed={seed}"]
     if budget is not None and row.kind == "distill":
         overrides.append(f"distill.iterations={budget}")
     cfg = load_config(table.config, overrides)
@@ -101,11 +101,11 @@ def _reuse_or_redo(run: Path, cfg, kind: str, iterations: int, force: bool) -> t
     return None, False
 
 
-def _row_command(table: Table, row: Row, seeds: int, budget: Optional[int]) -> str:
+def _row_command(table: Table, row: Row, seeds: int, budget: Optional[int], extra: Sequence[str] = ()) -> str:
     parts = ["dfad", "reproduce", table.name, "--rows", row.name, "--seeds", str(seeds)]
     if budget is not None:
         parts += ["--budget", str(budget)]
-    return " ".join(parts)
+    return " ".join([*parts, *(shlex.quote(o) for o in extra)])
 
 
 def _single_run_command(table: Table, row: Row, overrides: list[str], out: Path, teacher: Optional[Path]) -> str:
@@ -127,23 +127,43 @@ def _chosen_rows(table, rows: Optional[list[str]]) -> list:
     return [r for r in table.rows if r.name in rows]
 
 
-def _row_record(table, row, values: list, row_runs: list, seeds: int, budget: Optional[int]) -> dict[str, Any]:
+def _row_record(table, row, values: list, row_runs: list, seeds: int, budget: Optional[int],
+                extra: Sequence[str] = ()) -> dict[str, Any]:
     return {"row": row.name, "paper": row.paper, "note": row.note, "values": values,
             "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "seeds": len(values), "budget_iterations": budget if row.kind == "distill" else None,
-            "rerun": _row_command(table, row, seeds, budget), "runs": row_runs}
+            "rerun": _row_command(table, row, seeds, budget, extra), "runs": row_runs}
+
+
+def _distill_run(table_name: str, row_name: str, seed: int, cfg, run: Path, force: bool, progress: bool) -> dict:
+    """The summary of the row's run for this seed: reused when finished, else run (or resumed)."""
+    summary, redo = _reuse_or_redo(run, cfg, "distill", cfg.distill.iterations, force)
+    if summary is None:
+        print(f"[{table_name}] {row_name} seed {seed} -> {run}"
+              f"{' (redoing: config changed)' if redo else ' (resuming)' if holds_run(run) else ''}")
+        summary = runs.distill(cfg, run, force=redo, progress=progress)
+    return summary
+
+
+def _run_facts(summary: dict, best) -> dict[str, Any]:
+    return {"best_iteration": summary.get("best_iteration") if best is not None else None,
+            "iterations": summary.get("iterations"), "wall_seconds": summary.get("wall_seconds"),
+            "machine": summary.get("machine")}
 
 
 def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = None, seeds: int = 2,
               budget: Optional[int] = None, data_root: Optional[str] = None, results: Optional[str | Path] = None,
-              force: bool = False, progress: bool = True, only_seed: Optional[int] = None) -> dict[str, Any]:
+              force: bool = False, progress: bool = True, only_seed: Optional[int] = None,
+              overrides: Sequence[str] = ()) -> dict[str, Any]:
     """`only_seed`: run that one seed of each row (rows and seeds spread over processes or machines
-    sharing `out`); a later call with `seeds` reuses the finished runs and writes the table."""
+    sharing `out`); a later call with `seeds` reuses the finished runs and writes the table.
+    `overrides`: config overrides for every row after the table's own (e.g. `device=cuda`)."""
     if only_seed is not None and results:
         raise DfadError("--only-seed runs one seed and writes no table: drop --results, and render the table "
                         "with --seeds N once every seed has run")
     table = load_table(table_name)
     chosen = _chosen_rows(table, rows)
+    extra = tuple(overrides)
     origin = provenance()
     root = Path(out) / table.name
     budget_label = "paper-budget" if budget is None else f"budget-{budget}"
@@ -151,7 +171,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
 
     def teacher_run(seed: int) -> Path:
         run = root / teacher_row.name / f"seed{seed}"
-        cfg, _ = _row_config(table, teacher_row, seed, None, data_root, None)
+        cfg, _ = _row_config(table, teacher_row, seed, None, data_root, None, extra)
         finished, redo = _reuse_or_redo(run, cfg, "teacher", cfg.teacher.iterations, force)
         if finished is None:
             print(f"[{table.name}] training teacher seed {seed} -> {run}")
@@ -169,26 +189,19 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
                 teacher_run(seed)
                 summary = json.loads((run / "summary.json").read_text())
                 value, best = summary[f"teacher_{summary.get('metric', 'accuracy')}"], None
-                _, overrides = _row_config(table, row, seed, None, data_root, None)
+                _, run_overrides = _row_config(table, row, seed, None, data_root, None, extra)
                 teacher = None
             else:
                 teacher = teacher_run(0)  # every distillation row learns from the same teacher
-                cfg, overrides = _row_config(table, row, seed, budget, data_root, teacher)
-                summary, redo = _reuse_or_redo(run, cfg, "distill", cfg.distill.iterations, force)
-                if summary is None:
-                    print(f"[{table.name}] {row.name} seed {seed} -> {run}"
-                          f"{' (redoing: config changed)' if redo else ' (resuming)' if holds_run(run) else ''}")
-                    summary = runs.distill(cfg, run, force=redo, progress=progress)
+                cfg, run_overrides = _row_config(table, row, seed, budget, data_root, teacher, extra)
+                summary = _distill_run(table.name, row.name, seed, cfg, run, force, progress)
                 value = summary[f"student_{summary.get('metric', 'accuracy')}"]
                 best = summary.get(f"best_student_{summary.get('metric', 'accuracy')}")
             values.append(value)
-            row_runs.append({"seed": seed, "run": str(run), "value": value,
-                             "best": best, "best_iteration": summary.get("best_iteration") if best is not None else None,
-                             "iterations": summary.get("iterations"),
-                             "wall_seconds": summary.get("wall_seconds"), "machine": summary.get("machine"),
+            row_runs.append({"seed": seed, "run": str(run), "value": value, "best": best, **_run_facts(summary, best),
                              "this_call_seconds": round(time.perf_counter() - started, 1),
-                             "command": _single_run_command(table, row, overrides, run, teacher)})
-        records.append(_row_record(table, row, values, row_runs, seeds, budget))
+                             "command": _single_run_command(table, row, run_overrides, run, teacher)})
+        records.append(_row_record(table, row, values, row_runs, seeds, budget, extra))
     result = {"table": table.name, "title": table.title, "config": table.config, "note": table.note,
               "budget_iterations": budget, "rows": records, **origin}
     if results:

@@ -176,6 +176,14 @@ def test_reproduce_spreads_seeds_over_calls_and_the_table_reuses_them(tmp_path):
     assert {s: (out / "tiny" / "budget-2" / "dfad" / f"seed{s}" / "summary.json").stat().st_mtime_ns
             for s in (0, 1)} == stamps  # reused, not re-run
     assert (tmp_path / "r" / "tiny.md").is_file()
+    # Overrides for every row (e.g. device=cuda on a lent GPU) are part of each run's identity.
+    with pytest.raises(DfadError, match=r"another config \(distill.nz 16 here vs 64 there"):
+        reproduce(str(table), out=out, budget=2, rows=["dfad"], only_seed=0, overrides=["distill.nz=16"],
+                  progress=False)
+    redone = reproduce(str(table), out=out, budget=2, rows=["dfad"], only_seed=0, overrides=["distill.nz=16"],
+                       force=True, progress=False)["rows"][0]
+    assert "nz: 16" in (out / "tiny" / "budget-2" / "dfad" / "seed0" / "config.yaml").read_text()
+    assert redone["rerun"].endswith("distill.nz=16") and "distill.nz=16" in redone["runs"][0]["command"]
 
 
 def test_reproduce_rejects_unknown_tables_and_rows():
