@@ -310,8 +310,21 @@ def run(args) -> int:
     return 0
 
 
+def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    # argparse gives a second positional (reproduce's KEY=VALUE overrides) only what stands right
+    # after the first; overrides written after the options arrive here.
+    if getattr(args, "command", None) == "reproduce":
+        args.overrides += [u for u in unknown if "=" in u and not u.startswith("-")]
+        unknown = [u for u in unknown if u not in args.overrides]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     formatwarning = warnings.formatwarning
     if not args.debug:  # dfad's warnings speak to the user: one line each, without the source line
         warnings.formatwarning = _one_line_warning

@@ -19,9 +19,11 @@ from .methods import METHODS
 
 
 # Where the data and teacher are read from, and how long this session may run, do not make a run
-# "different": the same run may be resumed from another machine or with a new time limit.
+# "different": the same run may be resumed from another machine or with a new time limit. The device
+# changes the same function's float rounding, as the thread count does (a CPU-trained teacher is
+# reused, or a CPU run resumed, on a lent GPU); precision changes the function and stays identity.
 _NOT_IDENTITY = {"data.root", "data.download", "distill.time_limit_minutes", "distill.stop_at_metric", "threads",
-                 "tensorboard", "teacher.channels_last", "distill.channels_last"}  # layout: the same values
+                 "device", "tensorboard", "teacher.channels_last", "distill.channels_last"}  # layout: same values
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:

@@ -195,6 +195,15 @@ def test_reproduce_rejects_unknown_tables_and_rows():
         reproduce("table2_mnist", out="unused", rows=["dfda"])
 
 
+def test_reproduce_cli_takes_overrides_before_and_after_its_options():
+    from dfad.cli import _parse
+
+    args = _parse(["reproduce", "table2_mnist", "device=cuda", "--rows", "dfad", "--only-seed", "1", "seed=3"])
+    assert args.overrides == ["device=cuda", "seed=3"] and args.only_seed == 1 and args.rows == "dfad"
+    with pytest.raises(SystemExit):
+        _parse(["reproduce", "table2_mnist", "--rows", "dfad", "--bogus"])
+
+
 def test_reproduce_cli_rejects_a_bad_budget(capsys):
     from dfad.cli import main
 

@@ -224,6 +224,11 @@ def test_run_identity_ignores_what_a_run_does_not_depend_on(tmp_path, digits_tea
     teacher_run = digits_teacher.parent
     same_teacher = load_config("digits", ["teacher.iterations=150", "teacher.val_every=150", "distill.nz=7"])
     assert config_differences(teacher_run, same_teacher, "teacher") == []
+    # The machine is not identity (a CPU-trained teacher is reused on a GPU); the precision is.
+    on_gpu = load_config("digits", ["teacher.iterations=150", "teacher.val_every=150", "device=cuda"])
+    assert config_differences(teacher_run, on_gpu, "teacher") == []
+    in_bf16 = load_config("digits", ["teacher.iterations=150", "teacher.val_every=150", "precision=bf16"])
+    assert [d.split()[0] for d in config_differences(teacher_run, in_bf16, "teacher")] == ["precision"]
     assert config_differences(teacher_run, load_config("digits", ["teacher.iterations=151", "teacher.val_every=150"]),
                               "teacher") != []
     # A schedule's unread fields are not identity (the digits teacher's schedule is cosine) ...
