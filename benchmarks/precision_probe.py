@@ -11,7 +11,6 @@ flags `--precision auto` reads).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -22,14 +21,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dfad.engine.precision import autocast_factory  # noqa: E402
 from dfad.models import MODELS  # noqa: E402
 from dfad.provenance import provenance  # noqa: E402
-
-
-def precision_context(precision: str):
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def workloads(batch_size: int, matmul_size: int):
@@ -44,8 +38,10 @@ def workloads(batch_size: int, matmul_size: int):
         else:
             torch.mm(a, b)
 
+    autocast = {p: autocast_factory(p, torch.device("cpu")) for p in ("fp32", "bf16")}  # what the engine uses
+
     def imitation_step(precision):
-        with precision_context(precision):
+        with autocast[precision]():
             with torch.no_grad():
                 target = teacher(images)
             loss = F.l1_loss(student(images), target.float())
