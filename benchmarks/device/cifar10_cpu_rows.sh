@@ -62,22 +62,5 @@ label=$([ -n "${BUDGET:-}" ] && echo "budget-$BUDGET" || echo paper-budget)
 if [ -d "$RUNS/table_dfad_plus_cifar10_cpu/$label/dfad" ]; then
   mkdir -p "$RUNS/table_cifar10_cpu/$label" && cp -rn "$RUNS/table_dfad_plus_cifar10_cpu/$label/dfad" "$RUNS/table_cifar10_cpu/$label/"
 fi
-python3 - "$RUNS" "$OUT/cifar10_cpu_rows.tar.gz" <<'PY'
-# Every run's small files and its newest sample grid (the teachers' are in the repository already).
-import json, sys, tarfile
-from pathlib import Path
-runs, packed = Path(sys.argv[1]), tarfile.open(sys.argv[2], "w:gz")
-for log in runs.glob("log-*.txt"):
-    packed.add(log, log.relative_to(runs))
-for config in sorted([*runs.glob("table_*/*/*/seed*/config.yaml"), *runs.glob("dfad-4x/seed*/config.yaml")]):
-    run = config.parent
-    grids = sorted((run / "samples").glob("iter_*.png"))
-    for f in [*(run / n for n in ("config.yaml", "summary.json", "curve.csv", "metrics.jsonl")), *grids[-1:]]:
-        if f.is_file():
-            packed.add(f, f.relative_to(runs))
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
-    print(*run.relative_to(runs).parts, summary.get("student_accuracy"), summary.get("iterations"),
-          summary.get("wall_seconds"), "" if summary else "(unfinished)")
-packed.close()
-PY
+python3 benchmarks/device/pack_runs.py "$RUNS" "$OUT/cifar10_cpu_rows.tar.gz"
 echo "total seconds: $(( $(date +%s) - start ))"
