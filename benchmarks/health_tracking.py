@@ -28,6 +28,8 @@ from dfad.health import HealthMonitor
 DROP = 0.02  # a fall of the validation metric that counts as real
 GOOD = 0.9  # a student at >= 0.9 x its teacher's metric ended well
 FAILED = 0.5  # a student below 0.5 x its teacher's metric failed: a run a warning must not miss
+# The agreements analysed (agreement_miou: segmentation runs made since it was added).
+SIGNALS = ("agreement", "agreement_memory", "agreement_miou")
 TEACHER_FACTS = Path(__file__).resolve().parents[1] / "results" / "foreign" / "teachers"
 
 
@@ -109,13 +111,14 @@ def analyse(run: Path, divergence_signal: str = "agreement_memory") -> dict:
     teacher = _teacher_metric(run, summary, metric)
     row: dict = {"run": str(run), "metric": metric, "validations": len(validations), f"teacher_{metric}": teacher,
                  f"final_{metric}": validations[-1][metric] if validations else None}
-    for signal in ("agreement", "agreement_memory"):
+    for signal in SIGNALS:
         pairs = [(r[signal], r[metric]) for r in validations if r.get(signal) is not None]
         if pairs:
             spearman, pearson = correlations(*zip(*pairs))
             row[signal] = {"spearman": round(spearman, 3), "pearson": round(pearson, 3), "points": len(pairs)}
     row["points"] = [{"iteration": r["iteration"], "agreement": r.get("agreement"),
-                      "agreement_memory": r.get("agreement_memory"), "fraction_of_teacher": r[metric] / teacher}
+                      "agreement_memory": r.get("agreement_memory"), "agreement_miou": r.get("agreement_miou"),
+                      "fraction_of_teacher": r[metric] / teacher}
                      for r in validations if teacher] if teacher else []
     monitor = HealthMonitor(divergence_signal=divergence_signal)
     classes = (summary.get("input") or {}).get("num_classes") or 10
@@ -144,8 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [analyse(run, args.divergence_signal) for run in args.runs if (run / "metrics.jsonl").is_file()]
     for row in rows:
-        signals = ", ".join(f"{s} Spearman {row[s]['spearman']:+.2f}" for s in ("agreement", "agreement_memory")
-                            if s in row)
+        signals = ", ".join(f"{s} Spearman {row[s]['spearman']:+.2f}" for s in SIGNALS if s in row)
         warnings = ", ".join(f"{w['kind']}@{w['iteration']} ({w['verdict']})" for w in row["warnings"]) or "none"
         print(f"{row['run']}: final {row['final_' + row['metric']]} (teacher {row['teacher_' + row['metric']]}); "
               f"{signals}; warnings: {warnings}{'; MISSED' if row['missed'] else ''}")
@@ -156,7 +158,7 @@ def main() -> None:
              "runs_ending_below_0.9x": sum(r["ended_below_0.9x_teacher"] for r in rows),
              "failed_runs": sum(r["failed"] for r in rows),
              "missed": sum(r["missed"] for r in rows)}
-    for signal in ("agreement", "agreement_memory"):
+    for signal in SIGNALS:
         values = [r[signal]["spearman"] for r in rows if signal in r and not np.isnan(r[signal]["spearman"])]
         if values:
             total[f"{signal}_spearman_mean"] = round(float(np.mean(values)), 3)

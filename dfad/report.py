@@ -99,6 +99,7 @@ def health_figure(history: list[dict[str, Any]], metric: str):
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for key, label, style in (("agreement", "agreement with the teacher (fresh generated samples)", "-o"),
                               ("agreement_confident", "agreement where the teacher is sure (fresh samples)", "-D"),
+                              ("agreement_miou", "mIoU with the teacher's predictions as labels (fresh pixels)", "-v"),
                               ("agreement_memory", "agreement with the teacher (remembered samples)", "-^"),
                               ("teacher_top_class_share", "teacher's top-class share", "--"),
                               (metric, f"validation {metric} (labelled data)", "-s")):

@@ -403,6 +403,18 @@ MUTATIONS = [
         ("tests/test_health.py::test_stall_warning_rule",),
         "a student that never learns (a dead network) raises no warning"),
     Mutation(
+        "miou-counts-absent-classes", "dfad/health.py",
+        "    return float((both[either > 0] / either[either > 0]).mean())\n",
+        "    return float((both / either.clamp_min(1)).mean())\n",
+        ("tests/test_health.py::test_segmentation_agreement_miou_weighs_each_class_alike",),
+        "agreement_miou averages in classes neither network predicts (0 each), so a perfect student reads below 1"),
+    Mutation(
+        "miou-is-pixel-agreement", "dfad/health.py",
+        "        health[\"agreement_miou\"] = mean_iou(t, s, num_classes)\n",
+        "        health[\"agreement_miou\"] = float((t == s).double().mean())\n",
+        ("tests/test_health.py::test_segmentation_agreement_miou_weighs_each_class_alike",),
+        "agreement_miou is pixel agreement again: a majority-class student reads high"),
+    Mutation(
         "memory-never-trimmed", "dfad/health.py",
         "        del self.batches[:-self.checks]\n",
         "        pass\n",

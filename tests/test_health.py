@@ -64,6 +64,29 @@ def test_segmentation_counts_pixels():
     assert "100% of generated pixels in one class" in warning
 
 
+class EdgeColumn(nn.Module):
+    """Per-pixel logits: class 1 on the first column of each 8x8 image (1/8 of the pixels), 0 elsewhere."""
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 3, *x.shape[-2:])
+        logits[:, 0] = 1.0
+        logits[:, 1, :, 0] = 2.0
+        return logits
+
+
+def test_segmentation_agreement_miou_weighs_each_class_alike():
+    """A student that answers the teacher's majority class everywhere agrees on 7/8 of the pixels,
+    but has an IoU of 7/8 on that class and 0 on the other: mean 7/16."""
+    _, generator = _networks()
+    noise = health_noise(8, seed=0, samples=4)
+    majority = measure_health(EdgeColumn(), ConstantClass(3, 0, pixels=True), generator, noise)
+    assert majority["agreement"] == 7 / 8 and majority["agreement_miou"] == pytest.approx(7 / 16)
+    same = measure_health(EdgeColumn(), EdgeColumn(), generator, noise)
+    assert same["agreement_miou"] == 1.0  # class 2, predicted by neither, does not count
+    teacher, _ = _networks()
+    assert "agreement_miou" not in measure_health(teacher.eval(), teacher, generator, noise)  # classification
+
+
 def test_confident_agreement_counts_only_samples_the_teacher_is_sure_of():
     class HalfSure(nn.Module):
         """Class 0 for every sample: with logit 10 (p > 0.99) on even samples, 0.1 (p < 0.2) on odd ones."""
