@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from dfad.config import Config, _from_dict
+from dfad.config import load_config
 from dfad.data.splits import load_split
 from dfad.engine.checkpoint import list_states, load_weights_only
-from dfad.health import health_noise, measure_health
+from dfad.health import measure_health
 from dfad.model_files import load_teacher
 from dfad.provenance import provenance
 from dfad.runs import build_distillation
@@ -34,15 +34,15 @@ def probe(run: Path) -> list[dict]:
         if "accuracy" in record:
             accuracy[record["iteration"]] = record["accuracy"]
     rows = []
+    cfg = load_config(str(run / "config.yaml"))  # the run's own config
+    task = TASKS.build(cfg.task)
+    info = load_split(cfg, train=False).info
+    teacher = load_teacher(cfg, info, "cpu", False)
     for iteration, path in list_states(run / "checkpoints"):
         saved = load_weights_only(path, "state")
-        cfg = _from_dict(Config, saved["config"]).validate()  # the run's own config, as saved
-        task = TASKS.build(cfg.task)
-        info = load_split(cfg, train=False).info
-        teacher = load_teacher(cfg, info, "cpu", False)
         method = build_distillation(cfg, teacher, info, task, "cpu")
         method.load_state_dict(saved["state"]["method"])
-        noise = health_noise(cfg.distill.nz, cfg.seed)
+        noise = method.health_noise  # the run's own fixed health batch
         row = {"run": run.name if run.name != "seed0" else run.parent.name, "iteration": iteration,
                "test_accuracy": accuracy.get(iteration)}
         for name, generator in (("live", method.generator), ("average", method.generator_average.average)):
