@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .engine.state import preserved_buffers
+from .tasks import MeanIoU
 
 HEALTH_SAMPLES = 256
 # What measure_health reports (besides num_classes and unit), in the order summaries list them.
@@ -148,8 +149,10 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
     health = {"agreement": float((t == s).double().mean()), "teacher_top_class_share": float(shares.max()),
               "teacher_class_entropy": entropy, "num_classes": num_classes,
               "unit": "pixels" if teacher_logits.dim() > 2 else "samples"}
-    if health["unit"] == "pixels":
-        health["agreement_miou"] = mean_iou(t, s, num_classes)
+    if health["unit"] == "pixels":  # the task's own mIoU, with the teacher's predictions as labels
+        agreement_miou = MeanIoU(num_classes, ignore_index=-1)  # no teacher prediction is void
+        agreement_miou.update_classes(s, t)
+        health["agreement_miou"] = agreement_miou.compute()
     if sure.any():  # absent while the teacher is sure of nothing the generator makes
         health["agreement_confident"] = float((t[sure] == s[sure]).double().mean())
     if memory is not None:
@@ -157,15 +160,6 @@ def measure_health(teacher: nn.Module, student: nn.Module, generator: nn.Module,
             health["agreement_memory"] = remembered
         memory.add(first)
     return health
-
-
-def mean_iou(teacher_classes: torch.Tensor, student_classes: torch.Tensor, num_classes: int) -> float:
-    """Mean over the classes either side predicts of |both predict c| / |either predicts c|."""
-    confusion = torch.bincount(teacher_classes * num_classes + student_classes,
-                               minlength=num_classes * num_classes).view(num_classes, num_classes).double()
-    both = confusion.diagonal()
-    either = confusion.sum(0) + confusion.sum(1) - both
-    return float((both[either > 0] / either[either > 0]).mean())
 
 
 def _agreement_on(teacher: nn.Module, student: nn.Module, images: Optional[torch.Tensor], like: torch.Tensor,

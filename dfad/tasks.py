@@ -99,7 +99,11 @@ class MeanIoU:
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         if logits.shape[-2:] != labels.shape[-2:]:
             logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        predicted, labels = logits.argmax(1).flatten().cpu(), labels.flatten().cpu()
+        self.update_classes(logits.argmax(1), labels)
+
+    def update_classes(self, predicted: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count predicted classes (any shape) against labels of the same shape."""
+        predicted, labels = predicted.flatten().cpu(), labels.flatten().cpu()
         keep = labels != self.ignore_index
         index = labels[keep] * self.num_classes + predicted[keep]
         self.confusion += torch.bincount(index, minlength=self.num_classes ** 2).view(self.num_classes, -1)
