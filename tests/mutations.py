@@ -144,6 +144,12 @@ MUTATIONS = [
         (UR + "test_each_step_draws_a_fresh_noise_batch",),
         "an iteration skips the generation step"),
     Mutation(
+        "generator-loss-option-ignored", "dfad/methods/dfad.py",
+        "        adversarial = self.generator_loss(student_out.float(), teacher_out.float(), task=self.task)",
+        "        adversarial = self.task.generator_loss(student_out.float(), teacher_out.float())",
+        ("tests/test_generator_loss.py::test_dfad_generation_step_maximises_the_chosen_loss_and_the_student_keeps_l1",),
+        "generator_loss is accepted but the generator always maximises the task's L1"),
+    Mutation(
         "imitation-without-no-grad", "dfad/methods/dfad.py",
         "        with torch.no_grad(), self.autocast():\n            images = self.generate(self.noise())",
         "        with self.autocast():\n            images = self.generate(self.noise())",

@@ -131,8 +131,12 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
         (["distill", "--config", "digits", "--out", str(tmp_path / "h"), "distil.iterations=3"],
          "unknown key 'distil' (did you mean 'distill'?)"),
     ]
-    for argv, message in cases:
-        result = dfad(*argv)
+    # Started together: each is mostly Python and torch start-up, so 2 cores halve the wait.
+    running = [subprocess.Popen([sys.executable, "-m", "dfad", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for argv, _ in cases]
+    for (argv, message), process in zip(cases, running):
+        _, stderr = process.communicate(timeout=600)
+        result = subprocess.CompletedProcess(argv, process.returncode, "", stderr)
         assert result.returncode == 2, argv
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr

@@ -16,6 +16,7 @@ from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
 from .base import METHODS, Method, freeze
 from .averaging import MovingAverage
+from .adversarial import GENERATOR_LOSSES
 from .imitation import IMITATION_LOSSES
 from .replay import ReplayMemory
 from .sample_augment import flip_and_shift
@@ -37,7 +38,7 @@ def no_param_grads(model: nn.Module):
 
 # DFAD's options on the generator's loss (see DFAD's docstring); 0 / False = off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
-                     "total_variation_floor", "fallback_total_variation", "generator_ema")
+                     "total_variation_floor", "fallback_total_variation", "generator_ema", "generator_loss")
 # Options on DFAD's imitation step (methods with a student step of their own would ignore them);
 # their defaults are DFAD's constructor's (`option_defaults`).
 IMITATION_OPTIONS = ("imitation_loss", "temperature", "replay_size", "replay_share", "augment", "augment_shift")
@@ -62,9 +63,11 @@ def check_fractions(**values) -> None:
 
 
 def refuse_generator_options(method: str, arguments: dict) -> None:
-    """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options."""
+    """Methods built on DFAD's plumbing whose generator objective is not DFAD's ignore its options
+    (a value equal to DFAD's default, e.g. `generator_loss: task`, changes nothing and passes)."""
+    defaults = option_defaults(GENERATOR_OPTIONS)
     for name in GENERATOR_OPTIONS:
-        if arguments.get(name):
+        if name in arguments and arguments[name] != defaults[name]:
             raise DfadError(f"distill.method_args.{name} is an option of method 'dfad', not of '{method}'; remove it")
 
 
@@ -99,6 +102,8 @@ class DFAD(Method):
       leaving runs with the BatchNorm prior unchanged.
     - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
       (methods/imitation.py); the generator's loss stays the task's L1 bound.
+    - generator_loss: what the generator maximises, `task` (the paper's L1 bound) or a bounded
+      discrepancy between the class distributions, `probability_l1`, or `kl` (methods/adversarial.py).
 
     Options on what the student learns from and what is reported (0 / False = off):
     - generator_ema: momentum of a moving average of the generator that makes the imitation
@@ -138,7 +143,8 @@ class DFAD(Method):
                  bn_prior: float = 0.0,
                  bn_prior_optional: bool = False, total_variation: float = 0.0,
                  total_variation_floor: float = 0.0, fallback_total_variation: float = 0.0,
-                 imitation_loss: str = "l1", temperature: float = 1.0, generator_ema: float = 0.0,
+                 imitation_loss: str = "l1", temperature: float = 1.0, generator_loss: str = "task",
+                 generator_ema: float = 0.0,
                  student_ema: float = 0.0, replay_size: int = 0, replay_share: float = 0.5, augment: bool = False,
                  augment_shift: int | None = None):
         if generation_student_bn not in ("train", "eval"):
@@ -151,6 +157,7 @@ class DFAD(Method):
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise DfadError(f"distill.method_args.temperature must be a number > 0, got {temperature!r}")
         self.imitation_loss = IMITATION_LOSSES.get(imitation_loss)
+        self.generator_loss = GENERATOR_LOSSES.get(generator_loss)
         self.temperature = float(temperature)
         self.teacher = freeze(teacher)
         self.class_balance = float(class_balance)
@@ -263,7 +270,7 @@ class DFAD(Method):
                     student_out, teacher_out = self.student(images), self.teacher(images)
         finally:
             self.student.train()
-        adversarial = self.task.generator_loss(student_out.float(), teacher_out.float())
+        adversarial = self.generator_loss(student_out.float(), teacher_out.float(), task=self.task)
         added = {}  # name: (weight, unweighted term)
         if self.class_balance:
             added["generator_class_balance"] = (self.class_balance, class_balance_loss(teacher_out.float()))
