@@ -285,7 +285,7 @@ class DFAD(Method):
         for weight, term in added.values():
             total = total + weight * term
         self.update("generator", total)
-        # Returns the paper's adversarial loss; each added term is logged (unweighted) beside it.
+        # Returns the adversarial loss alone (the paper's by default); each added term is logged (unweighted) beside it.
         self.added_generator_terms = {name: term.item() for name, (_, term) in added.items()}
         return adversarial.item()
 
