@@ -68,6 +68,7 @@ DFAD_STEP = """        self.teacher.eval()
         self.generator.train()
         student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]
         generator_loss = self.generation_step()
+        self.update_averages()
         return {"student_loss": fmean(student_losses), "generator_loss": generator_loss, **self.added_generator_terms}"""
 
 MUTATIONS = [
@@ -87,9 +88,9 @@ MUTATIONS = [
          "tests/test_your_model.py::test_python_api_distills_a_torchvision_teacher_into_a_registry_student"),
         "teacher in train mode during the steps, back in eval mode after: its BatchNorm statistics drift"),
     Mutation(
-        "generation-step-minus-l1", "dfad/methods/dfad.py",
-        "        adversarial = self.task.generator_loss(student_out.float(), teacher_out.float())",
-        "        adversarial = -self.task.discrepancy(student_out.float(), teacher_out.float())",
+        "generation-step-minus-l1", "dfad/methods/adversarial.py",
+        "    return task.generator_loss(student_logits, teacher_logits)",
+        "    return -task.discrepancy(student_logits, teacher_logits)",
         (UR + "test_segmentation_generation_step_minimises_minus_log_of_l1_plus_one",),
         "the generation step ignores the task's generator loss (segmentation trains with -L1)"),
     # --- the generation step's student BatchNorm mode (distill.generation_student_bn) ---
@@ -113,8 +114,8 @@ MUTATIONS = [
         "the student stays in eval mode after an eval-mode generation step"),
     Mutation(
         "generation-student-bn-config-dropped", "dfad/methods/dfad.py",
-        "generator_forward=forward, generation_student_bn=dc.generation_student_bn, **parts.common(),",
-        "generator_forward=forward, **parts.common(),",
+        "generation_student_bn=dc.generation_student_bn, **parts.common(), **dc.method_args)",
+        "**parts.common(), **dc.method_args)",
         ("tests/test_config.py::test_generation_student_bn_reaches_the_method[eval]",),
         "distill.generation_student_bn never reaches the method"),
     # --- already caught before the hand check ---
@@ -150,16 +151,21 @@ MUTATIONS = [
         ("tests/test_generator_loss.py::test_dfad_generation_step_maximises_the_chosen_loss_and_the_student_keeps_l1",),
         "generator_loss is accepted but the generator always maximises the task's L1"),
     Mutation(
+        "imitation-ignores-the-compiled-teacher", "dfad/methods/dfad.py",
+        "            teacher_out = self.teacher_forward(images)",
+        "            teacher_out = self.teacher(images)",
+        ("tests/test_fast_paths.py::test_imitation_targets_come_from_the_teacher_forward_it_is_given",),
+        "distill.compile builds a compiled teacher that the imitation steps never call"),
+    Mutation(
         "imitation-without-no-grad", "dfad/methods/dfad.py",
-        "        with torch.no_grad(), self.autocast():\n            images = self.generate(self.noise())",
-        "        with self.autocast():\n            images = self.generate(self.noise())",
+        "        with torch.no_grad(), self.autocast():\n            # (noise() with no count",
+        "        with self.autocast():\n            # (noise() with no count",
         (UR + "test_imitation_step_updates_only_the_student",),
         "the imitation step builds a graph through the generator (and fills its gradients)"),
     Mutation(
         "one-noise-batch-for-imitation", "dfad/methods/dfad.py",
-        "            images = self.generate(self.noise())\n            teacher_out = self.teacher(images)",
-        '            images = self.generate(self.__dict__.setdefault("_first_z", self.noise()))\n'
-        "            teacher_out = self.teacher(images)",
+        "if replayed else self.noise()))",
+        'if replayed else self.__dict__.setdefault("_first_z", self.noise())))',
         (UR + "test_each_step_draws_a_fresh_noise_batch",),
         "every imitation step reuses the first noise batch"),
     Mutation(
@@ -301,7 +307,7 @@ MUTATIONS = [
         "a run made with a cosine schedule counts as different when unused milestones change"),
     Mutation(
         "momentum-generator-unused-in-imitation", "dfad/methods/dfad.py",
-        "        generate = self.generate if self.generator_average is None else self.generator_average.average\n",
+        "        generate = self.generate if self.generate_average is None else self.generate_average\n",
         "        generate = self.generate\n",
         ("tests/test_dfad_options.py::test_the_momentum_generator_makes_the_imitation_samples_and_follows_the_live_one",),
         "generator_ema builds an average that never makes a sample"),

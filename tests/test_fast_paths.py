@@ -33,6 +33,7 @@ def test_engine_iterations_equal_the_plain_loop(compiled):
     cfg, method = throughput.build("mnist", batch_size=16, seed=3,
                                    overrides=[*SGD_GENERATOR, f"distill.compile={compiled}"])
     assert (method.generate is not method.generator) == compiled
+    assert (method.teacher_forward is not method.teacher) == compiled  # imitation steps' teacher, compiled too
     plain = throughput.make_plain(method, cfg)
     teacher, student, generator, s_opt, g_opt = plain
     dc = cfg.distill
@@ -98,3 +99,38 @@ def test_compile_without_a_cpu_compiler_warns_and_runs_eagerly(monkeypatch):
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
         forward = compile_module.compile_generator(generator, torch.device("cpu"))
     assert forward is generator
+
+
+def test_imitation_targets_come_from_the_teacher_forward_it_is_given():
+    """`distill.compile` hands imitation steps a compiled view of the teacher: what that callable
+    returns is what the student learns, and it is called once per imitation step."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_update_rule import make_method
+
+    calls = []
+
+    def zero_teacher(images):
+        calls.append(images.shape[0])
+        return torch.zeros(images.shape[0], 10)
+
+    method = make_method(0, teacher_forward=zero_teacher)
+    z = torch.randn(method.batch_size, method.nz)
+    method.noise = lambda *count: z
+    with torch.no_grad():
+        expected = method.student(method.generator(z)).abs().mean().item()  # L1 to all-zero targets
+    assert method.imitation_step() == pytest.approx(expected, rel=1e-5)
+    assert calls == [method.batch_size]
+
+
+def test_frozen_compile_leaves_torchscript_and_compilerless_cpus_eager(monkeypatch):
+    from dfad.engine import compile as compile_module
+    from dfad.models import build_model
+
+    teacher = build_model("convnet", num_classes=10, in_channels=1, width=4).eval()
+    scripted = torch.jit.script(teacher)
+    assert compile_module.compile_frozen(scripted, torch.device("cpu")) is scripted
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    assert compile_module.compile_frozen(teacher, torch.device("cpu")) is teacher

@@ -10,7 +10,7 @@ from statistics import fmean
 import torch
 from torch import nn
 
-from ..engine.compile import compile_generator
+from ..engine.compile import compile_frozen, compile_generator
 from ..engine.state import preserved_buffers
 from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
@@ -130,15 +130,16 @@ class DFAD(Method):
             if f"{model}_optimizer" in cls.parts:
                 built[f"{model}_optimizer"], built[f"{model}_scheduler"] = parts.optimizer(model)
         forward = compile_generator(built["generator"], parts.device) if dc.compile else None
+        teacher_forward = compile_frozen(parts.teacher, parts.device) if dc.compile else None
         return cls(**built, nz=dc.nz, batch_size=parts.batch_size_per_process, grid_seed=parts.cfg.seed,
-                   generator_forward=forward, generation_student_bn=dc.generation_student_bn, **parts.common(),
-                   **dc.method_args)
+                   generator_forward=forward, teacher_forward=teacher_forward,
+                   generation_student_bn=dc.generation_student_bn, **parts.common(), **dc.method_args)
 
     def __init__(self, *, teacher: nn.Module, student: nn.Module, generator: nn.Module, task,
                  student_optimizer: torch.optim.Optimizer, student_scheduler, batch_size: int, nz: int,
                  generator_optimizer: torch.optim.Optimizer | None = None, generator_scheduler=None,
                  imitation_steps: int = 5, device: torch.device | str = "cpu", grid_size: int = 64,
-                 grid_seed: int = 0, generator_forward=None, precision: str = "fp32",
+                 grid_seed: int = 0, generator_forward=None, teacher_forward=None, precision: str = "fp32",
                  generation_student_bn: str = "train", class_balance: float = 0.0, confidence: float = 0.0,
                  bn_prior: float = 0.0,
                  bn_prior_optional: bool = False, total_variation: float = 0.0,
@@ -172,6 +173,8 @@ class DFAD(Method):
         self.student, self.generator, self.task = student, generator, task
         # What the training steps call: the generator itself, or a compiled view of it.
         self.generate = generator if generator_forward is None else generator_forward
+        # What imitation steps call for the teacher's outputs (no gradient): the teacher, or a compiled view.
+        self.teacher_forward = self.teacher if teacher_forward is None else teacher_forward
         self.batch_size, self.nz, self.imitation_steps = batch_size, nz, imitation_steps
         self.device = torch.device(device)
         self.evaluated = student
@@ -242,7 +245,7 @@ class DFAD(Method):
         with torch.no_grad(), self.autocast():
             # (noise() with no count on the plain path: the paper's step, as subclasses and tests see it)
             images = self.augmented(generate(self.noise(self.batch_size - replayed) if replayed else self.noise()))
-            teacher_out = self.teacher(images)
+            teacher_out = self.teacher_forward(images)
         if self.replay is not None:
             if replayed:
                 old_images, old_outputs = self.replay.sample(replayed, images.dtype)
