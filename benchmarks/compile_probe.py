@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dfad.engine.precision import autocast_factory  # noqa: E402
+from dfad.engine.runtime import configure  # noqa: E402
 from dfad.models import MODELS  # noqa: E402
 from dfad.provenance import provenance  # noqa: E402
 
@@ -49,10 +50,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of every variant")
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--memory-reuse", action="store_true",
+                        help="keep freed memory in the process, as dfad's runs do (memory_reuse: true)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure(args.threads, args.memory_reuse)
     teacher, student, optimizer, images = build(args.batch_size, args.teacher, args.student, args.image_size,
                                                 args.num_classes)
     compiled_teacher = torch.compile(teacher, dynamic=False)
@@ -99,7 +101,7 @@ def main() -> None:
     result["compiled_over_eager"] = {
         name.rsplit("/", 1)[0]: round(result["milliseconds"][name] / result["milliseconds"][name.replace("compiled", "eager")], 3)
         for name in variants if name.endswith("compiled")}
-    result.update(batch_size=args.batch_size, teacher=args.teacher, student=args.student, image_size=args.image_size,
+    result.update(batch_size=args.batch_size, memory_reuse=args.memory_reuse, teacher=args.teacher, student=args.student, image_size=args.image_size,
                   threads=torch.get_num_threads(), **provenance())
     for name, ms in result["milliseconds"].items():
         print(f"{name:34s} {ms:8.1f} ms")

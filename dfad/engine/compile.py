@@ -38,9 +38,10 @@ def compile_generator(generator: nn.Module, device: torch.device) -> Callable[[t
 def compile_frozen(model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """A frozen network's forward as a compiled callable, for calls without gradient (the teacher
     in imitation steps). Inductor fuses each convolution with its BatchNorm and activation:
-    measured on the cifar10_cpu ResNet-20 teacher (batch 128, channels_last, 1 thread),
-    178 -> 96 ms in fp32 and 66 -> 60 ms under bf16 autocast, after ~15 s of compilation
-    (benchmarks/results/compile_probe_*). The same function up to float rounding.
+    on the cifar10_cpu ResNet-20 teacher (batch 128, channels_last, 2 threads, memory reuse on)
+    58 -> 47 ms in fp32 (a whole DFAD iteration ~5% faster) and 33 -> 33 ms under bf16 autocast,
+    after ~15 s of compilation (benchmarks/results/teacher_compile_ab_cifar10_cpu_2threads.json).
+    The same function up to float rounding.
 
     TorchScript modules, which Dynamo cannot trace, and CPUs without a C++ compiler get the module
     itself (the latter with the generator's warning)."""
