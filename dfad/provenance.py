@@ -24,17 +24,25 @@ def git_commit() -> str | None:
         return None
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
 def _cpuinfo(field: str) -> str | None:
     """The first `field` line's value in /proc/cpuinfo ('' if absent), or None where it cannot be read."""
     try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        lines = CPUINFO.read_text().splitlines()
     except OSError:
         return None
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), "")
+    return next((value.strip() for key, _, value in (line.partition(":") for line in lines)
+                 if key.strip() == field), "")
 
 
 def cpu_model() -> str:
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
+    """The model name, with the x86 family and model numbers where the name alone is generic
+    (virtual machines report e.g. "AMD EPYC" for CPU generations whose bf16 speed differs 2x)."""
+    name = _cpuinfo("model name") or platform.processor() or platform.machine()
+    family, model = _cpuinfo("cpu family"), _cpuinfo("model")
+    return f"{name} (family {family}, model {model})" if family and model else name
 
 
 def cpu_bf16_support() -> str:

@@ -157,6 +157,12 @@ MUTATIONS = [
         ("tests/test_fast_paths.py::test_imitation_targets_come_from_the_teacher_forward_it_is_given",),
         "distill.compile builds a compiled teacher that the imitation steps never call"),
     Mutation(
+        "cpuinfo-field-by-prefix", "dfad/provenance.py",
+        "if key.strip() == field), \"\")",
+        "if key.strip().startswith(field)), \"\")",
+        ("tests/test_provenance.py::test_cpu_model_names_family_and_model_and_bf16_flags_are_read",),
+        "result files record the CPU's model number from the 'model name' line"),
+    Mutation(
         "imitation-without-no-grad", "dfad/methods/dfad.py",
         "        with torch.no_grad(), self.autocast():\n            # (noise() with no count",
         "        with self.autocast():\n            # (noise() with no count",
