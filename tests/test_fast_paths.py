@@ -104,9 +104,6 @@ def test_compile_without_a_cpu_compiler_warns_and_runs_eagerly(monkeypatch):
 def test_imitation_targets_come_from_the_teacher_forward_it_is_given():
     """`distill.compile` hands imitation steps a compiled view of the teacher: what that callable
     returns is what the student learns, and it is called once per imitation step."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_update_rule import make_method
 
     calls = []

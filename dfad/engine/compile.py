@@ -44,7 +44,7 @@ def compile_frozen(model: nn.Module, device: torch.device) -> Callable[[torch.Te
     The same function up to float rounding.
 
     TorchScript modules, which Dynamo cannot trace, and CPUs without a C++ compiler get the module
-    itself (the latter with the generator's warning)."""
+    itself, silently: `distill.compile` compiles the generator too, whose call warns of the latter."""
     if isinstance(model, torch.jit.ScriptModule):
         return model
     if device.type == "cpu" and not cpu_compiler_available():

@@ -36,7 +36,7 @@ def no_param_grads(model: nn.Module):
             p.requires_grad_(flag)
 
 
-# DFAD's options on the generator's loss (see DFAD's docstring); 0 / False = off.
+# DFAD's options on the generator's loss (see DFAD's docstring); their constructor defaults are off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
                      "total_variation_floor", "fallback_total_variation", "generator_ema", "generator_loss")
 # Options on DFAD's imitation step (methods with a student step of their own would ignore them);
@@ -101,7 +101,7 @@ class DFAD(Method):
       out of reach: the no-data preset's generic image prior for teachers without BatchNorm,
       leaving runs with the BatchNorm prior unchanged.
     - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
-      (methods/imitation.py); the generator's loss stays the task's L1 bound.
+      (methods/imitation.py); the generator keeps its own loss (`generator_loss`).
     - generator_loss: what the generator maximises, `task` (the paper's L1 bound) or a bounded
       discrepancy between the class distributions, `probability_l1`, or `kl` (methods/adversarial.py).
 
