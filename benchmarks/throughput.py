@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--channels-last", choices=["on", "off"], default="on",
                         help="ours: teacher, student and generator in channels_last layout (distill.channels_last)")
     parser.add_argument("--compile", choices=["on", "off"], default="on",
-                        help="ours: torch.compile the generator (distill.compile); the baseline is always eager")
+                        help="ours: distill.compile (generator, eager under bf16 on CPU; teacher imitation forwards); the baseline is always eager")
     parser.add_argument("--memory-reuse", choices=["on", "off"], default="on",
                         help="keep freed memory in the process (dfad's default); process-wide, so the "
                              "baseline in the same process benefits too")

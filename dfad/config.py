@@ -128,6 +128,8 @@ class DistillConfig:
     channels_last: bool = True
     # torch.compile the generator (per-tap upsample+conv fused by Inductor): ~1.5x faster generator
     # steps on CPU after a one-off compilation of tens of seconds, so worth it for long runs only.
+    # Also compiles the frozen teacher's imitation forwards. Under bf16 on CPU the generator stays
+    # eager (sub-pixel), which bf16 speeds up and the compiled form does not (engine/compile.py).
     compile: bool = False
     # Under torchrun: BatchNorm layers of the student and generator normalise over the global batch
     # (nn.SyncBatchNorm; CUDA only). Off: each rank normalises its local batch (the running

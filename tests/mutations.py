@@ -157,6 +157,12 @@ MUTATIONS = [
         ("tests/test_fast_paths.py::test_imitation_targets_come_from_the_teacher_forward_it_is_given",),
         "distill.compile builds a compiled teacher that the imitation steps never call"),
     Mutation(
+        "bf16-cpu-generator-compiled", "dfad/engine/compile.py",
+        '    if device.type == "cpu" and resolve_precision(precision, device) == "bf16":\n        return generator\n',
+        "",
+        ("tests/test_fast_paths.py::test_bf16_on_cpu_keeps_the_generator_eager_and_sub_pixel",),
+        "under bf16 on CPU, distill.compile still compiles the per-tap generator (slower there than eager sub-pixel)"),
+    Mutation(
         "cpuinfo-field-by-prefix", "dfad/provenance.py",
         "if key.strip() == field), \"\")",
         "if key.strip().startswith(field)), \"\")",

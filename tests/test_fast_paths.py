@@ -101,6 +101,19 @@ def test_compile_without_a_cpu_compiler_warns_and_runs_eagerly(monkeypatch):
     assert forward is generator
 
 
+def test_bf16_on_cpu_keeps_the_generator_eager_and_sub_pixel(recwarn):
+    """Compiled per-tap up-convolutions gain nothing from bf16 on CPU and the eager sub-pixel ones
+    do, so `distill.compile` under bf16 leaves the generator (and its moving average) eager."""
+    from dfad.engine import compile as compile_module
+    from dfad.models import build_model
+    from dfad.models.generators import NearestUpConv2d
+
+    generator = build_model("generator_a", nz=8, ngf=4)
+    assert compile_module.compile_generator(generator, torch.device("cpu"), "bf16") is generator
+    formulations = {m.formulation for m in generator.modules() if isinstance(m, NearestUpConv2d)}
+    assert formulations == {"subpixel"}
+
+
 def test_imitation_targets_come_from_the_teacher_forward_it_is_given():
     """`distill.compile` hands imitation steps a compiled view of the teacher: what that callable
     returns is what the student learns, and it is called once per imitation step."""

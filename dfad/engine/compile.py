@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..models.generators import set_upconv_formulation
+from .precision import resolve_precision
 
 
 def cpu_compiler_available() -> bool:
@@ -19,14 +20,23 @@ def cpu_compiler_available() -> bool:
     return any(c and shutil.which(c) for c in candidates)
 
 
-def compile_generator(generator: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+def compile_generator(generator: nn.Module, device: torch.device,
+                      precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
     """The generator as a compiled callable sharing its parameters and buffers.
 
     Upsample+conv layers switch to the per-tap formulation, which needs the compiler to fuse its
     sum of shifted taps and is then the fastest. Compilation happens at the first call for each
     grad mode (tens of seconds on CPU). Without a C++ compiler on CPU, warns and returns the
     eager module unchanged.
+
+    Under bf16 on CPU the eager module is returned (its sub-pixel formulation): Inductor's fused
+    tap sums gain nothing from bf16 (cifar10_cpu generator, batch 128, 2 threads: 41.7 ms forward
+    in fp32, 42.2 ms in bf16), while the eager sub-pixel convolutions do (forward+backward 113 ms
+    against 247 ms compiled); a whole bf16 DFAD iteration is faster without it
+    (benchmarks/results/throughput_cifar10_cpu_2threads_bf16_compile_on_off.json).
     """
+    if device.type == "cpu" and resolve_precision(precision, device) == "bf16":
+        return generator
     if device.type == "cpu" and not cpu_compiler_available():
         warnings.warn("distill.compile: no C++ compiler (g++/clang++, or $CXX) found for torch.compile "
                       "on CPU; running the generator eagerly", stacklevel=2)

@@ -129,7 +129,7 @@ class DFAD(Method):
         for model in ("student", "generator"):
             if f"{model}_optimizer" in cls.parts:
                 built[f"{model}_optimizer"], built[f"{model}_scheduler"] = parts.optimizer(model)
-        forward = compile_generator(built["generator"], parts.device) if dc.compile else None
+        forward = compile_generator(built["generator"], parts.device, parts.cfg.precision) if dc.compile else None
         teacher_forward = compile_frozen(parts.teacher, parts.device) if dc.compile else None
         return cls(**built, nz=dc.nz, batch_size=parts.batch_size_per_process, grid_seed=parts.cfg.seed,
                    generator_forward=forward, teacher_forward=teacher_forward,
@@ -188,7 +188,7 @@ class DFAD(Method):
         self.setup_precision(precision, self.device)
         self.augment, self.augment_shift = bool(augment), augment_shift
         self._setup_averages_and_replay(generator_ema, student_ema, replay_size, replay_share, grid_seed,
-                                        compiled=generator_forward is not None)
+                                        compiled=self.generate is not generator)
         # Fixed noise for sample grids, from its own RNG so that drawing it never shifts training.
         self.grid_noise = torch.randn(grid_size, nz, generator=torch.Generator().manual_seed(grid_seed)).to(self.device)
         self.health_noise = health_noise(nz, grid_seed).to(self.device)
