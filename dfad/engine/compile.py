@@ -20,6 +20,10 @@ def cpu_compiler_available() -> bool:
     return any(c and shutil.which(c) for c in candidates)
 
 
+def _cannot_compile(device: torch.device) -> bool:
+    return device.type == "cpu" and not cpu_compiler_available()
+
+
 def compile_generator(generator: nn.Module, device: torch.device,
                       precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
     """The generator as a compiled callable sharing its parameters and buffers.
@@ -37,7 +41,7 @@ def compile_generator(generator: nn.Module, device: torch.device,
     """
     if device.type == "cpu" and resolve_precision(precision, device) == "bf16":
         return generator
-    if device.type == "cpu" and not cpu_compiler_available():
+    if _cannot_compile(device):
         warnings.warn("distill.compile: no C++ compiler (g++/clang++, or $CXX) found for torch.compile "
                       "on CPU; running the generator eagerly", stacklevel=2)
         return generator
@@ -57,6 +61,6 @@ def compile_frozen(model: nn.Module, device: torch.device) -> Callable[[torch.Te
     itself, silently: `distill.compile` compiles the generator too, whose call warns of the latter."""
     if isinstance(model, torch.jit.ScriptModule):
         return model
-    if device.type == "cpu" and not cpu_compiler_available():
+    if _cannot_compile(device):
         return model
     return torch.compile(model, dynamic=False)
