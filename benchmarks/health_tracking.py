@@ -118,6 +118,7 @@ def analyse(run: Path, divergence_signal: str = "agreement_memory") -> dict:
             row[signal] = {"spearman": round(spearman, 3), "pearson": round(pearson, 3), "points": len(pairs)}
     row["points"] = [{"iteration": r["iteration"], "agreement": r.get("agreement"),
                       "agreement_memory": r.get("agreement_memory"), "agreement_miou": r.get("agreement_miou"),
+                      "teacher_top_class_share": r.get("teacher_top_class_share"),
                       "fraction_of_teacher": r[metric] / teacher}
                      for r in validations if teacher] if teacher else []
     monitor = HealthMonitor(divergence_signal=divergence_signal)

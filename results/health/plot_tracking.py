@@ -13,6 +13,7 @@ from pathlib import Path
 
 SERIES = (("agreement", "agreement (fresh)", "-o"), ("agreement_memory", "agreement (remembered)", "-^"),
           ("agreement_miou", "mIoU with the teacher (fresh)", "-v"),
+          ("teacher_top_class_share", "teacher's top-class share (generated)", "--x"),
           ("fraction_of_teacher", "test metric / teacher's (labelled)", "-s"))
 
 
