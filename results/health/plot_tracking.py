@@ -11,10 +11,12 @@ import json
 import math
 from pathlib import Path
 
-SERIES = (("agreement", "agreement (fresh)", "-o"), ("agreement_memory", "agreement (remembered)", "-^"),
-          ("agreement_miou", "mIoU with the teacher (fresh)", "-v"),
-          ("teacher_top_class_share", "teacher's top-class share (generated)", "--x"),
-          ("fraction_of_teacher", "test metric / teacher's (labelled)", "-s"))
+# (key, label, style, colour): fixed colours, so a series looks the same in every panel.
+SERIES = (("agreement", "agreement (fresh)", "-o", "tab:blue"),
+          ("agreement_memory", "agreement (remembered)", "-^", "tab:orange"),
+          ("agreement_miou", "mIoU with the teacher (fresh)", "-v", "tab:green"),
+          ("teacher_top_class_share", "teacher's top-class share (generated)", "--x", "tab:purple"),
+          ("fraction_of_teacher", "test metric / teacher's (labelled)", "-s", "tab:red"))
 
 
 def short_name(run: str) -> str:
@@ -37,10 +39,10 @@ def main() -> None:
     rows = math.ceil(len(runs) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.8 * rows), sharey=True, squeeze=False)
     for ax, run in zip(axes.flat, runs):
-        for key, label, style in SERIES:
+        for key, label, style, colour in SERIES:
             points = [(p["iteration"], p[key]) for p in run["points"] if p.get(key) is not None]
             if points:
-                ax.plot(*zip(*points), style, markersize=3, label=label)
+                ax.plot(*zip(*points), style, color=colour, markersize=3, label=label)
         for warning in run["warnings"]:
             ax.axvline(warning["iteration"], color="red" if warning["kind"] != "learning" else "green",
                        alpha=0.4, linestyle=":")
@@ -49,9 +51,12 @@ def main() -> None:
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(runs):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=6, loc="upper left")
-    fig.supxlabel("iteration (dotted: a warning, red; a 'learning after all' note, green)", fontsize=9)
-    fig.tight_layout()
+    present = {key for run in runs for p in run["points"] for key, value in p.items() if value is not None}
+    handles = [plt.Line2D([], [], linestyle=style[:-1], marker=style[-1], color=colour, markersize=3, label=label)
+               for key, label, style, colour in SERIES if key in present]
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, 0.0))
+    fig.supxlabel("iteration (dotted: a warning, red; a 'learning after all' note, green)", fontsize=9, y=0.05)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")
 
