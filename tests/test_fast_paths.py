@@ -103,7 +103,7 @@ def test_compile_without_a_cpu_compiler_warns_and_runs_eagerly(monkeypatch):
 
 def test_bf16_on_cpu_keeps_the_generator_eager_and_sub_pixel(recwarn):
     """Compiled per-tap up-convolutions gain nothing from bf16 on CPU and the eager sub-pixel ones
-    do, so `distill.compile` under bf16 leaves the generator (and its moving average) eager."""
+    do, so `distill.compile` under bf16 leaves the generator eager."""
     from dfad.engine import compile as compile_module
     from dfad.models import build_model
     from dfad.models.generators import NearestUpConv2d
