@@ -163,6 +163,21 @@ MUTATIONS = [
         ("tests/test_fast_paths.py::test_bf16_on_cpu_keeps_the_generator_eager_and_sub_pixel",),
         "under bf16 on CPU, distill.compile still compiles the per-tap generator (slower there than eager sub-pixel)"),
     Mutation(
+        "bf16-warning-every-call", "dfad/engine/precision.py",
+        ' and "no-native-bf16" not in _warned:', ":",
+        ("tests/test_precision.py::test_bf16_without_native_support_is_warned_once_per_process",),
+        "the no-native-bf16 warning repeats each time a run resolves its precision"),
+    Mutation(
+        "generator-average-always-compiled", "dfad/methods/dfad.py",
+        "compiled=self.generate is not generator)", "compiled=True)",
+        ("tests/test_fast_paths.py::test_generator_average_is_compiled_exactly_when_the_generator_is[generator-left-eager]",),
+        "the momentum generator is compiled even where the compile rule left the generator eager (bf16 on CPU)"),
+    Mutation(
+        "generator-average-never-compiled", "dfad/methods/dfad.py",
+        "compiled=self.generate is not generator)", "compiled=False)",
+        ("tests/test_fast_paths.py::test_generator_average_is_compiled_exactly_when_the_generator_is[generator-compiled]",),
+        "the momentum generator stays eager beside a compiled generator (its per-tap form is slow eager)"),
+    Mutation(
         "cpuinfo-field-by-prefix", "dfad/provenance.py",
         "if key.strip() == field), \"\")",
         "if key.strip().startswith(field)), \"\")",

@@ -114,6 +114,28 @@ def test_bf16_on_cpu_keeps_the_generator_eager_and_sub_pixel(recwarn):
     assert formulations == {"subpixel"}
 
 
+@pytest.mark.parametrize("view, compiled", [(lambda g: g, False), (lambda g: (lambda z: g(z)), True)],
+                         ids=["generator-left-eager", "generator-compiled"])
+def test_generator_average_is_compiled_exactly_when_the_generator_is(view, compiled, monkeypatch):
+    """The momentum generator makes every imitation sample: compiled with the generator (its
+    per-tap up-convolutions are slow eager), eager where the compile rule left the generator eager
+    (bf16 on CPU, where the eager sub-pixel form is the fast one)."""
+    import dfad.methods.dfad as dfad_module
+    from test_update_rule import make_method
+
+    compiled_modules = []
+
+    def recording_compile(module, device, *precision):
+        compiled_modules.append(module)
+        return lambda z: module(z)
+
+    monkeypatch.setattr(dfad_module, "compile_generator", recording_compile)
+    method = make_method(0, generator_view=view, generator_ema=0.5)
+    average = method.generator_average.average
+    assert compiled_modules == ([average] if compiled else [])
+    assert (method.generate_average is average) != compiled
+
+
 def test_imitation_targets_come_from_the_teacher_forward_it_is_given():
     """`distill.compile` hands imitation steps a compiled view of the teacher: what that callable
     returns is what the student learns, and it is called once per imitation step."""

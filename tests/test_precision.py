@@ -62,6 +62,17 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(native, 
     assert read_metrics(tmp_path / "auto")[0]["student_loss"] == read_metrics(tmp_path / "explicit")[0]["student_loss"]
 
 
+def test_bf16_without_native_support_is_warned_once_per_process(monkeypatch):
+    from dfad.engine import precision
+
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "_warned", set())
+    with pytest.warns(UserWarning, match="no native bf16") as caught:
+        for _ in range(3):  # the method, the evaluator and the compile rule each resolve it
+            assert precision.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert len([w for w in caught if "no native bf16" in str(w.message)]) == 1
+
+
 def test_fp16_on_cpu_is_refused_with_the_fix(digits_teacher, tmp_path):
     with pytest.raises(DfadError, match="fp16 needs a CUDA device.*bf16 or fp32"):
         run_few(digits_teacher, tmp_path / "fp16", ["precision=fp16"])

@@ -24,8 +24,10 @@ NZ, BATCH = 16, 32
 
 
 def make_method(seed: int = 0, student_lr: float = 0.05, generator_lr: float = 1e-3, k: int = 5, *,
-                teacher=None, student=None, task=None, channels: int = 1, **kwargs) -> DFAD:
-    """Default networks have no BatchNorm; pass `teacher` / `student` factories for other ones."""
+                teacher=None, student=None, task=None, channels: int = 1, generator_view=None, **kwargs) -> DFAD:
+    """Default networks have no BatchNorm; pass `teacher` / `student` factories for other ones.
+    `generator_view`: a function of the generator giving what the steps call (`generator_forward`),
+    as `distill.compile` does (the generator itself where it leaves it eager)."""
     torch.manual_seed(seed)
     teacher = teacher() if teacher else build_model("convnet", num_classes=10, in_channels=1, width=8)
     student = student() if student else build_model("convnet", num_classes=10, in_channels=1, width=4)
@@ -36,7 +38,9 @@ def make_method(seed: int = 0, student_lr: float = 0.05, generator_lr: float = 1
                 student_optimizer=s_opt, generator_optimizer=g_opt,
                 student_scheduler=build_scheduler(s_opt, ScheduleConfig(), 10),
                 generator_scheduler=build_scheduler(g_opt, ScheduleConfig(), 10),
-                batch_size=BATCH, nz=NZ, imitation_steps=k, grid_size=4, **kwargs)
+                batch_size=BATCH, nz=NZ, imitation_steps=k, grid_size=4,
+                generator_forward=generator_view(generator) if generator_view else kwargs.pop("generator_forward", None),
+                **kwargs)
 
 
 def bn_teacher():

@@ -17,6 +17,10 @@ PRECISIONS.register("bf16")(lambda: torch.bfloat16)
 PRECISIONS.register("fp16")(lambda: torch.float16)
 PRECISIONS.register("auto")(lambda: None)
 
+# Warnings already given in this process: a run resolves its precision in several places (the
+# method, the evaluator, the compile rule), and one CPU fact needs saying once.
+_warned: set[str] = set()
+
 
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
@@ -24,7 +28,8 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type != "cuda":
         raise DfadError("precision fp16 needs a CUDA device (autocast + gradient scaling); on CPU use "
                         "precision=bf16 or fp32")
-    if precision == "bf16" and device.type == "cpu" and not _cpu_has_native_bf16():
+    if precision == "bf16" and device.type == "cpu" and not _cpu_has_native_bf16() and "no-native-bf16" not in _warned:
+        _warned.add("no-native-bf16")
         warnings.warn("precision bf16: this CPU has no native bf16 instructions (AVX512-BF16 / AMX); "
                       "bf16 will likely be slower than fp32 here", stacklevel=2)
 
