@@ -165,7 +165,8 @@ def _add_reproduce(sub) -> None:
     reproduce.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                            help="config overrides for every row, e.g. device=cuda (part of each run's identity: "
                                 "give them again to reuse those runs)")
-    reproduce.add_argument("--rows", default=None, help="comma-separated rows (default: all)")
+    reproduce.add_argument("--rows", default=None,
+                           help="comma-separated rows (default: all); ROW:N gives that row N seeds instead of --seeds")
     reproduce.add_argument("--seeds", type=int, default=2, help="seeds per row (default 2)")
     reproduce.add_argument("--only-seed", type=int, default=None, metavar="S",
                            help="run only seed S of each row (to spread seeds over processes sharing --out); "

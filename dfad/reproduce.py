@@ -127,6 +127,23 @@ def _chosen_rows(table, rows: Optional[list[str]]) -> list:
     return [r for r in table.rows if r.name in rows]
 
 
+def _seeds_per_row(rows: Optional[list[str]], seeds: int) -> tuple[Optional[list[str]], dict[str, int]]:
+    """`ROW:N` in `rows` gives that row N seeds instead of `seeds` (a teacher row with one seed beside
+    distillation rows with two); returns the plain row names and the counts given."""
+    if not rows:
+        return rows, {}
+    names, counts = [], {}
+    for entry in rows:
+        name, _, count = entry.partition(":")
+        if count:
+            if not count.isdigit() or int(count) < 1:
+                raise DfadError(f"--rows entry '{entry}': the seed count after ':' must be a whole number >= 1, "
+                                f"e.g. {name}:2")
+            counts[name] = int(count)
+        names.append(name)
+    return names, counts
+
+
 def _row_record(table, row, values: list, row_runs: list, seeds: int, budget: Optional[int],
                 extra: Sequence[str] = ()) -> dict[str, Any]:
     return {"row": row.name, "paper": row.paper, "note": row.note, "values": values,
@@ -162,6 +179,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
         raise DfadError("--only-seed runs one seed and writes no table: drop --results, and render the table "
                         "with --seeds N once every seed has run")
     table = load_table(table_name)
+    rows, seeds_given = _seeds_per_row(rows, seeds)
     chosen = _chosen_rows(table, rows)
     extra = tuple(overrides)
     origin = provenance()
@@ -181,7 +199,8 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
     records = []
     for row in chosen:
         values, row_runs = [], []
-        for seed in (range(seeds) if only_seed is None else [only_seed]):
+        row_seeds = seeds_given.get(row.name, seeds)
+        for seed in (range(row_seeds) if only_seed is None else [only_seed]):
             # Teachers are shared by every budget; distillation runs are kept apart per budget.
             run = (root / row.name if row.kind == "teacher" else root / budget_label / row.name) / f"seed{seed}"
             started = time.perf_counter()
@@ -201,7 +220,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
             row_runs.append({"seed": seed, "run": str(run), "value": value, "best": best, **_run_facts(summary, best),
                              "this_call_seconds": round(time.perf_counter() - started, 1),
                              "command": _single_run_command(table, row, run_overrides, run, teacher)})
-        records.append(_row_record(table, row, values, row_runs, seeds, budget, extra))
+        records.append(_row_record(table, row, values, row_runs, row_seeds, budget, extra))
     result = {"table": table.name, "title": table.title, "config": table.config, "note": table.note,
               "budget_iterations": budget, "rows": records, **origin}
     if results:

@@ -78,8 +78,10 @@ def _board(cfg: Config, run, distributed: Distributed) -> Optional[TensorBoardLo
 def train_teacher(cfg: Config, out: str | Path, *, force: bool = False, resume: bool = False,
                   progress: bool = True) -> dict[str, Any]:
     """Supervised training of `cfg.teacher.model` on the training split; writes OUT/teacher.pt."""
-    origin = provenance()  # at the start: the working tree may change while the run goes on
     device, distributed = setup_distributed(cfg)
+    # At the start (the working tree may change while the run goes on), after setup: the machine
+    # facts include the thread count the run uses, not the process's default.
+    origin = provenance()
     task = TASKS.build(cfg.task)
     train_set, test_set = load_split(cfg, train=True), load_split(cfg, train=False)
     run, resuming = open_run(out, cfg, kind="teacher", force=force, resume=resume, distributed=distributed)
@@ -159,8 +161,10 @@ def distill_run(cfg: Config, out: str | Path, *, force: bool = False, resume: bo
     (data.name=none). The CLI passes a config; the Python API (`dfad.distill`) also passes the
     teacher and student as modules, a validation loader and per-iteration / per-validation hooks.
     Returns the summary and the trained method (its student, generator and optimisers)."""
-    origin = provenance()  # at the start: the working tree may change while the run goes on
     device, distributed = setup_distributed(cfg)
+    # At the start (the working tree may change while the run goes on), after setup: the machine
+    # facts include the thread count the run uses, not the process's default.
+    origin = provenance()
     task = TASKS.build(cfg.task)
     test_set = load_split(cfg, train=False) if cfg.data.name != "none" else None
     info = test_set.info if test_set is not None else None

@@ -178,6 +178,20 @@ MUTATIONS = [
         ("tests/test_fast_paths.py::test_generator_average_is_compiled_exactly_when_the_generator_is[generator-compiled]",),
         "the momentum generator stays eager beside a compiled generator (its per-tap form is slow eager)"),
     Mutation(
+        "threads-recorded-before-setup", "dfad/runs.py",
+        "    device, distributed = setup_distributed(cfg)\n    # At the start (the working tree may change while the run goes on), after setup: the machine\n"
+        "    # facts include the thread count the run uses, not the process's default.\n    origin = provenance()\n"
+        "    task = TASKS.build(cfg.task)\n    test_set",
+        "    origin = provenance()\n    device, distributed = setup_distributed(cfg)\n"
+        "    task = TASKS.build(cfg.task)\n    test_set",
+        ("tests/test_precision.py::test_summary_records_the_threads_the_run_used",),
+        "a distillation run's summary records the process's default thread count, not the run's"),
+    Mutation(
+        "per-row-seed-count-ignored", "dfad/reproduce.py",
+        "row_seeds = seeds_given.get(row.name, seeds)", "row_seeds = seeds",
+        ("tests/test_baselines.py::test_reproduce_spreads_seeds_over_calls_and_the_table_reuses_them",),
+        "`--rows teacher:1` still runs --seeds seeds of the row (here: trains a second teacher)"),
+    Mutation(
         "cpuinfo-field-by-prefix", "dfad/provenance.py",
         "if key.strip() == field), \"\")",
         "if key.strip().startswith(field)), \"\")",

@@ -176,6 +176,12 @@ def test_reproduce_spreads_seeds_over_calls_and_the_table_reuses_them(tmp_path):
     assert {s: (out / "tiny" / "budget-2" / "dfad" / f"seed{s}" / "summary.json").stat().st_mtime_ns
             for s in (0, 1)} == stamps  # reused, not re-run
     assert (tmp_path / "r" / "tiny.md").is_file()
+    # ROW:N: one teacher seed beside two distillation seeds, in one table; nothing trained again.
+    mixed = reproduce(str(table), out=out, seeds=2, budget=2, rows=["teacher:1", "dfad"], results=tmp_path / "m",
+                      progress=False)
+    assert [(r["row"], r["seeds"]) for r in mixed["rows"]] == [("teacher", 1), ("dfad", 2)]
+    assert "--rows teacher --seeds 1" in mixed["rows"][0]["rerun"]
+    assert not (out / "tiny" / "teacher" / "seed1").exists()
     # Overrides for every row (e.g. device=cuda on a lent GPU) are part of each run's identity.
     with pytest.raises(DfadError, match=r"another config \(distill.nz 16 here vs 64 there"):
         reproduce(str(table), out=out, budget=2, rows=["dfad"], only_seed=0, overrides=["distill.nz=16"],
@@ -193,6 +199,8 @@ def test_reproduce_rejects_unknown_tables_and_rows():
         reproduce("table2_mnst", out="unused")
     with pytest.raises(DfadError, match="has no row 'dfda'.*did you mean 'dfad'"):
         reproduce("table2_mnist", out="unused", rows=["dfda"])
+    with pytest.raises(DfadError, match="'dfad:two'.*whole number >= 1, e.g. dfad:2"):
+        reproduce("table2_mnist", out="unused", rows=["dfad:two"])
 
 
 def test_reproduce_cli_takes_overrides_before_and_after_its_options():

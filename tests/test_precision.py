@@ -73,6 +73,18 @@ def test_bf16_without_native_support_is_warned_once_per_process(monkeypatch):
     assert len([w for w in caught if "no native bf16" in str(w.message)]) == 1
 
 
+def test_summary_records_the_threads_the_run_used(digits_teacher, tmp_path):
+    """Not the process's default: a run given threads=1 in a process set to 2 records 1 (the
+    CamVid rows of 2026-12-03 recorded 2 for a 1-thread run)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        summary = run_few(digits_teacher, tmp_path / "one", ["threads=1"])
+    finally:
+        torch.set_num_threads(before)
+    assert summary["machine"]["torch_threads"] == 1
+
+
 def test_fp16_on_cpu_is_refused_with_the_fix(digits_teacher, tmp_path):
     with pytest.raises(DfadError, match="fp16 needs a CUDA device.*bf16 or fp32"):
         run_few(digits_teacher, tmp_path / "fp16", ["precision=fp16"])
