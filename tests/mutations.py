@@ -192,6 +192,16 @@ MUTATIONS = [
         ("tests/test_baselines.py::test_reproduce_spreads_seeds_over_calls_and_the_table_reuses_them",),
         "`--rows teacher:1` still runs --seeds seeds of the row (here: trains a second teacher)"),
     Mutation(
+        "divergence-recovery-never-noted", "dfad/health.py",
+        "if self.diverged_at is not None and signal >= self.diverged_at[0]:", "if False:",
+        ("tests/test_health.py::test_a_diverging_student_that_recovers_gets_a_note_once",),
+        "a diverging student that recovers gets no note: its user is left with the warning"),
+    Mutation(
+        "divergence-not-remembered-on-resume", "dfad/health.py",
+        "            self._track_divergence(past[self.divergence_signal], past.get(\"iteration\", 0))\n", "",
+        ("tests/test_health.py::test_a_diverging_student_that_recovers_gets_a_note_once",),
+        "a run resumed after a divergence warning forgets it and never notes the recovery"),
+    Mutation(
         "cpuinfo-field-by-prefix", "dfad/provenance.py",
         "if key.strip() == field), \"\")",
         "if key.strip().startswith(field)), \"\")",

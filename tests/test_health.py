@@ -170,6 +170,28 @@ def test_a_stalled_student_whose_agreement_rises_gets_a_note_once():
     assert not any("learning" in flat.new_warnings({"agreement": 0.4, "num_classes": 10}, i) for i in range(1, 20))
 
 
+def test_a_diverging_student_that_recovers_gets_a_note_once():
+    # Remembered-sample agreement of the CamVid dfad-priors-tv seed-1 run (table_camvid_cpu_runs,
+    # third teacher), iterations 200-1,000: warned at 400, back above its best (72%) at 800.
+    checks = {200: 0.654, 300: 0.719, 400: 0.506, 500: 0.698, 600: 0.687, 700: 0.694, 800: 0.812, 900: 0.829,
+              1000: 0.846}
+    monitor = HealthMonitor()
+    said = {i: monitor.new_warnings({"agreement_memory": a, "num_classes": 11}, i) for i, a in checks.items()}
+    assert {i: list(found) for i, found in said.items() if found} == {400: ["divergence"], 800: ["recovered"]}
+    assert "recovered - it agrees with the teacher on 81% of remembered" in said[800]["recovered"]
+    assert "warning of iteration 400: 72%" in said[800]["recovered"]
+    assert "recovered" in NOTES and "divergence" not in NOTES
+    # Resumed between the warning and the recovery: the note still comes, from the remembered checks.
+    resumed = HealthMonitor()
+    for i in (200, 300, 400, 500):
+        resumed.remember({"iteration": i, "agreement_memory": checks[i]})
+    assert list(resumed.new_warnings({"agreement_memory": 0.72, "num_classes": 11}, 600)) == ["recovered"]
+    # Still below its best before the warning: no note.
+    low = HealthMonitor()
+    assert not any("recovered" in low.new_warnings({"agreement_memory": a, "num_classes": 11}, i)
+                   for i, a in [(1, 0.8), (2, 0.55), (3, 0.7), (4, 0.75), (5, 0.79)])
+
+
 def test_divergence_watches_the_remembered_samples_not_the_fresh_ones():
     monitor = HealthMonitor()
     monitor.remember({"agreement": 0.9, "agreement_memory": 0.95})
