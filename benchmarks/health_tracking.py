@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from dfad.health import HealthMonitor
+from dfad.health import NOTES, HealthMonitor
 
 DROP = 0.02  # a fall of the validation metric that counts as real
 GOOD = 0.9  # a student at >= 0.9 x its teacher's metric ended well
@@ -119,16 +119,20 @@ def analyse(run: Path, divergence_signal: str = "agreement_memory") -> dict:
     row["points"] = [{"iteration": r["iteration"], "agreement": r.get("agreement"),
                       "agreement_memory": r.get("agreement_memory"), "agreement_miou": r.get("agreement_miou"),
                       "teacher_top_class_share": r.get("teacher_top_class_share"),
+                      "teacher_class_entropy": r.get("teacher_class_entropy"),
                       "fraction_of_teacher": r[metric] / teacher}
                      for r in validations if teacher] if teacher else []
     monitor = HealthMonitor(divergence_signal=divergence_signal)
     classes = (summary.get("input") or {}).get("num_classes") or 10
     points = [(r["iteration"], r[metric]) for r in validations]
-    row["warnings"] = []
+    row["warnings"], row["notes"] = [], []
     for r in records:
         if r.get("agreement") is None:
             continue
         for kind in monitor.new_warnings({**r, "num_classes": classes}, r["iteration"]):
+            if kind in NOTES:  # good news about an earlier warning: neither an alarm nor a catch
+                row["notes"].append({"iteration": r["iteration"], "kind": kind})
+                continue
             row["warnings"].append({"iteration": r["iteration"], "kind": kind,
                                     "verdict": judge(kind, points, r["iteration"], teacher) if points else "unknown"})
     final = points[-1][1] if points else None

@@ -53,6 +53,15 @@ CONFIDENT = 0.9
 # to 0.14 test mIoU (0.24 with a total-variation prior too); on CIFAR-10 (results/dfad_plus) the
 # combination holding them kept the teacher's top-class share at or below 0.38 (plain DFAD: 0.71).
 COLLAPSE_SHARE = 0.5
+# Low diversity: the teacher's class entropy on generated samples (over log C) below this for
+# LOW_DIVERSITY_CHECKS checks in a row (3+ classes). Chosen on the CamVid runs of
+# results/reproduce/table_camvid_cpu_runs, where the paper's recipe failed without one class taking
+# half of the pixels: its two runs read 0.35-0.67 at every check (0.16x and 0.08x the teacher), the
+# four working runs (0.72-0.93x) 0.71-0.85 after their first check, RANDOM 0.09-0.23. On the 15
+# classification runs with this signal in results/ no working run stays below it for 2 checks
+# (results/health/README.md, fifth measurement).
+LOW_DIVERSITY_ENTROPY = 0.7
+LOW_DIVERSITY_CHECKS = 2
 # Divergence: agreement fell at least this far below its best value so far in the run.
 DIVERGENCE_DROP = 0.2
 # Stall: after this many checks, agreement has never reached this value. Chosen on the runs of
@@ -186,6 +195,9 @@ class HealthMonitor:
       samples (3+ classes);
     - stall: after STALL_CHECKS checks, agreement has never reached STALL_AGREEMENT (the
       student is not learning the teacher at all);
+    - low diversity: the teacher's class entropy on generated samples below LOW_DIVERSITY_ENTROPY
+      at LOW_DIVERSITY_CHECKS checks in a row (3+ classes): a few classes take the samples without
+      one taking half (what the collapse rule needs);
     - divergence: `divergence_signal` (an agreement) fell DIVERGENCE_DROP or more below its best;
     - learning (a note, kind in NOTES): after a stall warning, agreement rose STALL_RECOVERY or
       more above its best at the warning;
@@ -202,6 +214,8 @@ class HealthMonitor:
     checks: int = 0
     # Best agreement and iteration when the stall warning was first raised (None: not raised).
     stalled_at: Optional[tuple[float, int]] = None
+    # Checks in a row, up to now, with the teacher's class entropy below LOW_DIVERSITY_ENTROPY.
+    low_entropy_checks: int = 0
     # Best signal before, and iteration of, the divergence warning in force (None: none).
     diverged_at: Optional[tuple[float, int]] = None
 
@@ -211,8 +225,13 @@ class HealthMonitor:
     def _stalled(self) -> bool:
         return self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT
 
+    def _count_low_entropy(self, entropy: float | None) -> None:
+        if entropy is not None:
+            self.low_entropy_checks = self.low_entropy_checks + 1 if entropy < LOW_DIVERSITY_ENTROPY else 0
+
     def remember(self, past: dict) -> None:
         """Take in an earlier check of this run (a metrics record, when resuming) without warning."""
+        self._count_low_entropy(past.get("teacher_class_entropy"))
         if past.get("agreement") is not None:
             self.checks += 1
             self.best_agreement = max(self.best_agreement, past["agreement"])
@@ -247,6 +266,16 @@ class HealthMonitor:
                                  f"about the other classes. Try distill.method_args.class_balance (e.g. 1) and, "
                                  f"for a teacher with BatchNorm, bn_prior (e.g. 0.05; both on in the own_model "
                                  f"preset), then a lower generator learning rate or a larger batch")
+        entropy = health.get("teacher_class_entropy")
+        self._count_low_entropy(entropy)
+        if classes >= 3 and self.low_entropy_checks >= LOW_DIVERSITY_CHECKS:
+            unit = health.get("unit", "samples")
+            found["low_diversity"] = (f"iteration {iteration}: low class diversity - the teacher's predictions on "
+                                      f"generated {unit} have had a class entropy below {LOW_DIVERSITY_ENTROPY:.0%} "
+                                      f"of its maximum for {self.low_entropy_checks} checks (now {entropy:.2f}): a few "
+                                      f"classes take the samples and the student learns little of the others. Try "
+                                      f"distill.method_args.class_balance (e.g. 1), bn_prior (e.g. 0.05) for a teacher "
+                                      f"with BatchNorm and total_variation (e.g. 1; what made CamVid learn)")
         agreement = health.get("agreement")
         if agreement is not None:
             self.best_agreement = max(self.best_agreement, agreement)

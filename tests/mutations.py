@@ -202,6 +202,21 @@ MUTATIONS = [
         ("tests/test_health.py::test_a_diverging_student_that_recovers_gets_a_note_once",),
         "a run resumed after a divergence warning forgets it and never notes the recovery"),
     Mutation(
+        "low-diversity-never-counted", "dfad/health.py",
+        "entropy < LOW_DIVERSITY_ENTROPY else 0", "entropy < 0 else 0",
+        ("tests/test_health.py::test_low_diversity_warning_rule",),
+        "a generator showing the teacher a few classes (none above half) goes unwarned, as CamVid's paper recipe did"),
+    Mutation(
+        "low-diversity-streak-reset-on-resume", "dfad/health.py",
+        "        self._count_low_entropy(past.get(\"teacher_class_entropy\"))\n", "",
+        ("tests/test_health.py::test_low_diversity_warning_rule",),
+        "a run resumed after a low-diversity check forgets it and warns a check late"),
+    Mutation(
+        "low-diversity-single-check", "dfad/health.py",
+        "self.low_entropy_checks >= LOW_DIVERSITY_CHECKS", "self.low_entropy_checks >= 1",
+        ("tests/test_health.py::test_low_diversity_warning_rule",),
+        "one low-entropy check warns: a working CIFAR-10 run's single dip (0.45) becomes a false alarm"),
+    Mutation(
         "cpuinfo-field-by-prefix", "dfad/provenance.py",
         "if key.strip() == field), \"\")",
         "if key.strip().startswith(field)), \"\")",

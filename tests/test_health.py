@@ -170,6 +170,32 @@ def test_a_stalled_student_whose_agreement_rises_gets_a_note_once():
     assert not any("learning" in flat.new_warnings({"agreement": 0.4, "num_classes": 10}, i) for i in range(1, 20))
 
 
+def test_low_diversity_warning_rule():
+    """The teacher's class entropy on generated pixels at the checks of the CamVid paper-recipe run
+    from the third teacher (0.08x its teacher, no class ever above 39%: the collapse rule stayed
+    silent) and of the working run beside it (0.93x)."""
+    from dfad.health import LOW_DIVERSITY_CHECKS, LOW_DIVERSITY_ENTROPY
+
+    failed = [0.62, 0.56, 0.66, 0.55, 0.57, 0.58, 0.58, 0.67, 0.65, 0.62]
+    working = [0.73, 0.80, 0.83, 0.84, 0.82, 0.84, 0.85, 0.84, 0.84, 0.84]
+    monitor = HealthMonitor()
+    said = {i: monitor.new_warnings({"teacher_class_entropy": e, "teacher_top_class_share": 0.35,
+                                     "num_classes": 11, "unit": "pixels"}, 100 * i) for i, e in enumerate(failed, 1)}
+    assert {i: list(found) for i, found in said.items() if found} == {LOW_DIVERSITY_CHECKS: ["low_diversity"]}
+    assert "class entropy below 70% of its maximum for 2 checks" in said[2]["low_diversity"]
+    assert "generated pixels" in said[2]["low_diversity"] and "total_variation" in said[2]["low_diversity"]
+    fine = HealthMonitor()
+    assert not any(fine.new_warnings({"teacher_class_entropy": e, "num_classes": 11}, i) for i, e in enumerate(working))
+    once = HealthMonitor()  # one low check between good ones (a CIFAR-10 run's 0.45 at iteration 300): no warning
+    assert not any(once.new_warnings({"teacher_class_entropy": e, "num_classes": 10}, i)
+                   for i, e in enumerate([0.56, 0.73, 0.45, 0.86]))
+    resumed = HealthMonitor()  # resumed after one low check: the next low one warns
+    resumed.remember({"iteration": 100, "teacher_class_entropy": LOW_DIVERSITY_ENTROPY - 0.01})
+    assert "low_diversity" in resumed.new_warnings({"teacher_class_entropy": 0.5, "num_classes": 11}, 200)
+    two_classes = HealthMonitor()
+    assert not any(two_classes.new_warnings({"teacher_class_entropy": 0.1, "num_classes": 2}, i) for i in range(3))
+
+
 def test_a_diverging_student_that_recovers_gets_a_note_once():
     # Remembered-sample agreement of the CamVid dfad-priors-tv seed-1 run (table_camvid_cpu_runs,
     # third teacher), iterations 200-1,000: warned at 400, back above its best (72%) at 800.
