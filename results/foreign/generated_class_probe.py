@@ -5,20 +5,37 @@ with it per class: does the generator show the teacher every class?
 
 1,024 samples of each run's last generator (train mode, as in training), seed 0, 1 thread.
 """
-import torch, sys, json
+import sys
+
+import torch
+
 from dfad.models.registry import build_model
-def rebuild(e):
-    m=build_model(e["arch"],**e["args"]); m.load_state_dict(e["state_dict"]); return m
-torch.manual_seed(0); torch.set_num_threads(1)
-teacher=torch.jit.load(sys.argv[1]).eval()
-for run in sys.argv[2:]:
-    ck=torch.load(run+"/checkpoints/last.pt",map_location="cpu",weights_only=True)
-    g=rebuild(ck["models"]["generator"]).train(); s=rebuild(ck["models"]["student"]).eval()
-    with torch.no_grad():
-        x=torch.cat([g(torch.randn(128,ck["models"]["generator"]["args"].get("nz",256) if "nz" in ck["models"]["generator"]["args"] else 256)) for _ in range(8)])
-        t=teacher(x); st=s(x)
-    p=t.softmax(1)
-    hist=torch.bincount(t.argmax(1),minlength=10).tolist()
-    agree=[(st.argmax(1)[t.argmax(1)==c]==c).float().mean().item() if (t.argmax(1)==c).any() else None for c in range(10)]
-    print(run.split('/')[-1], "teacher argmax counts", hist, "mean prob", [round(v,3) for v in p.mean(0).tolist()])
-    print("  student agreement per teacher class", [None if a is None else round(a,2) for a in agree])
+
+
+def rebuild(entry: dict) -> torch.nn.Module:
+    model = build_model(entry["arch"], **entry["args"])
+    model.load_state_dict(entry["state_dict"])
+    return model
+
+
+@torch.no_grad()
+def main(teacher_file: str, runs: list[str]) -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    teacher = torch.jit.load(teacher_file).eval()
+    for run in runs:
+        models = torch.load(f"{run}/checkpoints/last.pt", map_location="cpu", weights_only=True)["models"]
+        generator, student = rebuild(models["generator"]).train(), rebuild(models["student"]).eval()
+        images = torch.cat([generator(torch.randn(128, generator.nz)) for _ in range(8)])
+        teacher_out = teacher(images)
+        teacher_class, student_class = teacher_out.argmax(1), student(images).argmax(1)
+        classes = teacher_out.shape[1]
+        agreement = [(student_class[teacher_class == c] == c).float().mean().item() if (teacher_class == c).any()
+                     else None for c in range(classes)]
+        print(run.split("/")[-1], "teacher argmax counts", torch.bincount(teacher_class, minlength=classes).tolist(),
+              "mean prob", [round(v, 3) for v in teacher_out.softmax(1).mean(0).tolist()])
+        print("  student agreement per teacher class", [None if a is None else round(a, 2) for a in agreement])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
