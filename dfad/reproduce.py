@@ -127,8 +127,8 @@ def _chosen_rows(table, rows: Optional[list[str]]) -> list:
     return [r for r in table.rows if r.name in rows]
 
 
-def _seeds_per_row(rows: Optional[list[str]], seeds: int) -> tuple[Optional[list[str]], dict[str, int]]:
-    """`ROW:N` in `rows` gives that row N seeds instead of `seeds` (a teacher row with one seed beside
+def _seeds_per_row(rows: Optional[list[str]]) -> tuple[Optional[list[str]], dict[str, int]]:
+    """`ROW:N` in `rows` gives that row N seeds instead of --seeds (a teacher row with one seed beside
     distillation rows with two); returns the plain row names and the counts given."""
     if not rows:
         return rows, {}
@@ -179,7 +179,7 @@ def reproduce(table_name: str, *, out: str | Path, rows: Optional[list[str]] = N
         raise DfadError("--only-seed runs one seed and writes no table: drop --results, and render the table "
                         "with --seeds N once every seed has run")
     table = load_table(table_name)
-    rows, seeds_given = _seeds_per_row(rows, seeds)
+    rows, seeds_given = _seeds_per_row(rows)
     chosen = _chosen_rows(table, rows)
     extra = tuple(overrides)
     origin = provenance()
