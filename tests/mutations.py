@@ -475,18 +475,6 @@ MUTATIONS = [
         ("tests/test_priors.py::test_bn_statistics_are_zero_when_the_batch_matches_the_running_statistics_and_see_variance",),
         "the BatchNorm prior matches the teacher's means but not its variances"),
     Mutation(
-        "fallback-floor-ignored", "dfad/methods/dfad.py",
-        "                self.total_variation_floor = float(fallback_total_variation_floor)\n",
-        "                pass\n",
-        ("tests/test_priors.py::test_fallback_floor_applies_only_where_the_fallback_does",),
-        "a teacher without BatchNorm gets the fallback weight without its floor (the preset's speckle prior flattens samples)"),
-    Mutation(
-        "fallback-floor-everywhere", "dfad/methods/dfad.py",
-        "        self.total_variation_floor = float(total_variation_floor)\n",
-        "        self.total_variation_floor = float(fallback_total_variation_floor or total_variation_floor)\n",
-        ("tests/test_priors.py::test_fallback_floor_applies_only_where_the_fallback_does",),
-        "the fallback's floor also applies beside the BatchNorm prior, where it makes the light total-variation weight a no-op"),
-    Mutation(
         "stall-never-warned", "dfad/health.py",
         "        return self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT\n",
         "        return False\n",

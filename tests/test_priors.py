@@ -242,25 +242,6 @@ def test_fallback_total_variation_replaces_an_unreachable_bn_prior_only():
     assert set(with_batchnorm.added_generator_terms) == {"generator_bn_prior"}
 
 
-def test_fallback_floor_applies_only_where_the_fallback_does():
-    # The no-data preset: a light weight on all of the variation beside the BatchNorm prior, a
-    # strong one above a floor in its place.
-    options = dict(bn_prior=1.0, bn_prior_optional=True, total_variation=1.0, fallback_total_variation=3.0,
-                   fallback_total_variation_floor=0.37)
-    with pytest.warns(UserWarning, match="takes its place"):
-        without_batchnorm = make_method(0, **options)
-    assert (without_batchnorm.total_variation, without_batchnorm.total_variation_floor) == (3.0, 0.37)
-    with_batchnorm = make_method(0, teacher=bn_teacher, **options)
-    assert (with_batchnorm.total_variation, with_batchnorm.total_variation_floor) == (1.0, 0.0)
-    with_batchnorm.generation_step()
-    assert set(with_batchnorm.added_generator_terms) == {"generator_bn_prior", "generator_total_variation"}
-    # Without its own floor the fallback keeps total_variation_floor (the preset before this option).
-    with pytest.warns(UserWarning, match="takes its place"):
-        unset = make_method(0, bn_prior=1.0, bn_prior_optional=True, fallback_total_variation=3.0,
-                            total_variation_floor=0.2)
-    assert unset.total_variation_floor == 0.2
-
-
 @pytest.mark.parametrize("weight", [-1.0, "high"])
 def test_option_weights_must_be_non_negative_numbers(weight):
     with pytest.raises(DfadError, match="class_balance must be a number >= 0"):

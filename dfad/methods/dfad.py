@@ -38,8 +38,7 @@ def no_param_grads(model: nn.Module):
 
 # DFAD's options on the generator's loss (see DFAD's docstring); their constructor defaults are off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
-                     "total_variation_floor", "fallback_total_variation", "fallback_total_variation_floor",
-                     "generator_ema", "generator_loss")
+                     "total_variation_floor", "fallback_total_variation", "generator_ema", "generator_loss")
 # Options on DFAD's imitation step (methods with a student step of their own would ignore them);
 # their defaults are DFAD's constructor's (`option_defaults`).
 IMITATION_OPTIONS = ("imitation_loss", "temperature", "replay_size", "replay_share", "augment", "augment_shift")
@@ -101,9 +100,6 @@ class DFAD(Method):
     - fallback_total_variation: the total_variation weight of a run whose optional bn_prior is
       out of reach: the no-data preset's generic image prior for teachers without BatchNorm,
       leaving runs with the BatchNorm prior unchanged.
-    - fallback_total_variation_floor: the total_variation_floor of such a run (default: the
-      total_variation_floor above): a teacher without BatchNorm drives its samples to speckle and
-      wants a strong weight above a floor; with the BatchNorm prior a light weight on all of it.
     - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
       (methods/imitation.py); the generator keeps its own loss (`generator_loss`).
     - generator_loss: what the generator maximises, `task` (the paper's L1 bound) or a bounded
@@ -148,7 +144,6 @@ class DFAD(Method):
                  bn_prior: float = 0.0,
                  bn_prior_optional: bool = False, total_variation: float = 0.0,
                  total_variation_floor: float = 0.0, fallback_total_variation: float = 0.0,
-                 fallback_total_variation_floor: float | None = None,
                  imitation_loss: str = "l1", temperature: float = 1.0, generator_loss: str = "task",
                  generator_ema: float = 0.0,
                  student_ema: float = 0.0, replay_size: int = 0, replay_share: float = 0.5, augment: bool = False,
@@ -157,8 +152,7 @@ class DFAD(Method):
             raise ValueError(f"generation_student_bn must be 'train' or 'eval', got {generation_student_bn!r}")
         check_weights(class_balance=class_balance, confidence=confidence, bn_prior=bn_prior,
                       total_variation=total_variation, total_variation_floor=total_variation_floor,
-                      fallback_total_variation=fallback_total_variation,
-                      fallback_total_variation_floor=fallback_total_variation_floor or 0.0, replay_size=replay_size,
+                      fallback_total_variation=fallback_total_variation, replay_size=replay_size,
                       augment_shift=augment_shift or 0)
         check_fractions(generator_ema=generator_ema, student_ema=student_ema, replay_share=replay_share)
         if not isinstance(temperature, (int, float)) or temperature <= 0:
@@ -174,8 +168,6 @@ class DFAD(Method):
         self.bn_statistics = self._batchnorm_statistics(bn_prior, bn_prior_optional, fallback_total_variation)
         if bn_prior > 0 and self.bn_statistics is None:
             self.total_variation = float(fallback_total_variation) or self.total_variation
-            if fallback_total_variation_floor is not None:
-                self.total_variation_floor = float(fallback_total_variation_floor)
         self.bn_prior = float(bn_prior)
         self.generation_student_bn = generation_student_bn
         self.student, self.generator, self.task = student, generator, task
