@@ -222,6 +222,15 @@ class HealthMonitor:
     def check(self, health: dict[str, float], iteration: int) -> list[str]:
         return list(self.new_warnings(health, iteration).values())
 
+    def _stall_message(self, iteration: int) -> str:
+        # Measured (results/health, third measurement): on digits learning students pass the bar
+        # within 3 checks; on natural images slow but learning ones stayed at 40-56%.
+        return (f"iteration {iteration}: the student is not learning the teacher, or only slowly - it agrees with the "
+                f"teacher on at most {self.best_agreement:.0%} of fresh generated samples so far (on digits learning "
+                f"runs pass {STALL_AGREEMENT:.0%} within 3 checks; on natural images slow ones stayed at 40-56%, and a "
+                f"note follows if agreement rises {STALL_RECOVERY * 100:.0f} points); change the student's learning "
+                f"rate (a dead network answers one class: lower it; a slow one: raise it) or try another student")
+
     def _stalled(self) -> bool:
         return self.checks >= STALL_CHECKS and self.best_agreement < STALL_AGREEMENT
 
@@ -280,14 +289,7 @@ class HealthMonitor:
         if agreement is not None:
             self.best_agreement = max(self.best_agreement, agreement)
             if self._stalled():
-                # Measured (results/health, third measurement): on digits learning students pass the bar
-                # within 3 checks; on natural images slow but learning ones stayed at 40-56%.
-                found["stall"] = (f"iteration {iteration}: the student is not learning the teacher, or only slowly - it "
-                                  f"agrees with the teacher on at most {self.best_agreement:.0%} of fresh generated "
-                                  f"samples so far (on digits learning runs pass {STALL_AGREEMENT:.0%} within 3 checks; "
-                                  f"on natural images slow ones stayed at 40-56%, and a note follows if agreement "
-                                  f"rises {STALL_RECOVERY * 100:.0f} points); change the student's learning rate (a dead "
-                                  f"network answers one class: lower it; a slow one: raise it) or try another student")
+                found["stall"] = self._stall_message(iteration)
                 if self.stalled_at is None:
                     self.stalled_at = (self.best_agreement, iteration)
             if self.stalled_at is not None and self.best_agreement >= self.stalled_at[0] + STALL_RECOVERY:
