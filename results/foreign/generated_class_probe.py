@@ -9,13 +9,7 @@ import sys
 
 import torch
 
-from dfad.models.registry import build_model
-
-
-def rebuild(entry: dict) -> torch.nn.Module:
-    model = build_model(entry["arch"], **entry["args"])
-    model.load_state_dict(entry["state_dict"])
-    return model
+from dfad.engine.checkpoint import build_model_from_entry
 
 
 @torch.no_grad()
@@ -24,8 +18,10 @@ def main(teacher_file: str, runs: list[str]) -> None:
     torch.set_num_threads(1)
     teacher = torch.jit.load(teacher_file).eval()
     for run in runs:
-        models = torch.load(f"{run}/checkpoints/last.pt", map_location="cpu", weights_only=True)["models"]
-        generator, student = rebuild(models["generator"]).train(), rebuild(models["student"]).eval()
+        path = f"{run}/checkpoints/last.pt"
+        models = torch.load(path, map_location="cpu", weights_only=True)["models"]
+        generator = build_model_from_entry(models["generator"], path).train()
+        student = build_model_from_entry(models["student"], path).eval()
         images = torch.cat([generator(torch.randn(128, generator.nz)) for _ in range(8)])
         teacher_out = teacher(images)
         teacher_class, student_class = teacher_out.argmax(1), student(images).argmax(1)

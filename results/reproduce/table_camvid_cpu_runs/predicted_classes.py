@@ -16,16 +16,10 @@ from pathlib import Path
 import torch
 
 from dfad.data.base import DATASETS
-from dfad.models.registry import build_model
+from dfad.engine.checkpoint import build_model_from_entry
 
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign", "fence", "car", "pedestrian",
                   "bicyclist")
-
-
-def rebuild(entry: dict) -> torch.nn.Module:
-    model = build_model(entry["arch"], **entry["args"])
-    model.load_state_dict(entry["state_dict"])
-    return model
 
 
 def pixel_shares(predicted: torch.Tensor, classes: int) -> list[float]:
@@ -44,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     teacher_file = torch.load(args.teacher, map_location="cpu", weights_only=True)
-    teacher = rebuild(teacher_file["models"]["teacher"]).eval()
+    teacher = build_model_from_entry(teacher_file["models"]["teacher"], args.teacher).eval()
     facts = teacher_file["data"]
     test = DATASETS.build("camvid", root=args.data_root, train=False, image_size=facts["input_shape"][-1],
                           shorter_side=teacher_file["config"]["data"]["shorter_side"], mean=facts["mean"],
@@ -55,9 +49,10 @@ def main() -> None:
               "labels_on_real": pixel_shares(labels[labels != 255], 11),
               "teacher_on_real": pixel_shares(real_teacher, 11), "runs": {}}
     for run in args.runs:
-        checkpoint = torch.load(Path(run) / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
-        generator = rebuild(checkpoint["models"]["generator"]).train()
-        student = rebuild(checkpoint["models"]["student"]).eval()
+        path = Path(run) / "checkpoints" / "last.pt"
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        generator = build_model_from_entry(checkpoint["models"]["generator"], path).train()
+        student = build_model_from_entry(checkpoint["models"]["student"], path).eval()
         images = generator(torch.randn(args.samples, generator.nz))
         result["runs"][run] = {"iteration": checkpoint["iteration"],
                                "teacher_on_generated": pixel_shares(teacher(images).argmax(1), 11),
