@@ -157,6 +157,12 @@ MUTATIONS = [
         ("tests/test_fast_paths.py::test_imitation_targets_come_from_the_teacher_forward_it_is_given",),
         "distill.compile builds a compiled teacher that the imitation steps never call"),
     Mutation(
+        "one-imitation-step-short", "dfad/methods/dfad.py",
+        "        student_losses = [self.imitation_step() for _ in range(self.imitation_steps)]",
+        "        student_losses = [self.imitation_step() for _ in range(self.imitation_steps - 1)]",
+        ("tests/test_fast_paths.py::test_engine_iterations_equal_the_plain_loop[eager]",),
+        "each DFAD iteration takes one student step fewer than imitation_steps"),
+    Mutation(
         "bf16-cpu-generator-compiled", "dfad/engine/compile.py",
         '    if device.type == "cpu" and resolve_precision(precision, device) == "bf16":\n        return generator\n',
         "",

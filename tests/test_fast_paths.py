@@ -22,6 +22,13 @@ def load_benchmark(name: str):
 # into full +-lr steps, so the comparison drives the generator with SGD: same update rule, and
 # differences stay at rounding level.
 SGD_GENERATOR = ["distill.generator_optimizer={name: sgd, lr: 0.01, momentum: 0.9}"]
+# channels_last against NCHW changes the student's float rounding, and the L1 gradient's sign turns
+# a rounding flip at a near-zero residual into a step of 2/N. Measured after 3 iterations, largest
+# difference: student 2.4e-6 on AMD EPYC family 26 and earlier CPUs, 1.25e-4 on family 25 model 17
+# (Zen 4, where oneDNN picks other kernels); generator <= 2.4e-6 on both. One imitation step fewer
+# per iteration moves the student by more than 1e-2 (tests/mutations.py).
+STUDENT_TOLERANCE = {"rtol": 1e-3, "atol": 3e-4}
+GENERATOR_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 
 @pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"])
@@ -46,9 +53,10 @@ def test_engine_iterations_equal_the_plain_loop(compiled):
         throughput.plain_iteration(teacher, student, generator, s_opt, g_opt, dc.batch_size, dc.nz,
                                    dc.imitation_steps)
 
-    for ours, ref in ((method.student, student), (method.generator, generator)):
+    for ours, ref, tolerance in ((method.student, student, STUDENT_TOLERANCE),
+                                 (method.generator, generator, GENERATOR_TOLERANCE)):
         for (name, a), b in zip(ours.state_dict().items(), ref.state_dict().values()):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+            torch.testing.assert_close(a, b, **tolerance, msg=name)
     initial = throughput.build("mnist", 16, 3, overrides=SGD_GENERATOR)[1]
     for trained, start in ((method.student, initial.student), (method.generator, initial.generator)):
         # The comparison is between trained networks, not two copies of the initial ones.
