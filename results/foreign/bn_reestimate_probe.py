@@ -12,38 +12,17 @@ DATASET: a dfad dataset name (mnist, fashion_mnist); MEAN/STD: the teacher's inp
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 import torch
-from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from dfad.data import DATASETS
-from dfad.engine.checkpoint import build_model_from_entry
+from dfad.engine import build_model_from_entry, evaluate
+from dfad.tasks import TASKS
 
 BATCHES, BATCH_SIZE = 20, 256
-
-
-def accuracy(model: nn.Module, test) -> float:
-    model.eval()
-    right = total = 0
-    with torch.no_grad():
-        for x, y in test.loader(1000, shuffle=False):
-            right += (model(x).argmax(1) == y).sum().item()
-            total += len(y)
-    return right / total
-
-
-def reestimate_batchnorm(model: nn.Module, train) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a plain average over the batches below
-    model.train()
-    with torch.no_grad():
-        for i, (x, _) in enumerate(train.loader(BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(0))):
-            if i == BATCHES:
-                break
-            model(x)
 
 
 def main() -> None:
@@ -59,13 +38,18 @@ def main() -> None:
     options = dict(image_size=28, mean=[args.mean], std=[args.std])
     train = DATASETS.get(args.dataset)(args.data_root, train=True, **options)
     test = DATASETS.get(args.dataset)(args.data_root, train=False, **options)
+    task = TASKS.build("classification")
     results = []
     for run in args.runs:
         state = torch.load(f"{run}/checkpoints/last.pt", weights_only=True, map_location="cpu")
         student = build_model_from_entry(state["models"]["student"], run)
-        shipped = accuracy(student, test)
-        reestimate_batchnorm(student, train)
-        results.append({"run": run, "shipped": shipped, "batchnorm_reestimated_on_real": accuracy(student, test)})
+        shipped = evaluate(student, test, task)
+        # torch's SWA helper: reset the running statistics, then average them (momentum None) over
+        # the first BATCHES shuffled training batches, forwards in train mode.
+        real_batches = train.loader(BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            update_bn(itertools.islice(real_batches, BATCHES), student)
+        results.append({"run": run, "shipped": shipped, "batchnorm_reestimated_on_real": evaluate(student, test, task)})
         print(json.dumps(results[-1]), flush=True)
     if args.out:
         with open(args.out, "w") as f:
