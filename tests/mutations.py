@@ -163,6 +163,19 @@ MUTATIONS = [
         ("tests/test_fast_paths.py::test_engine_iterations_equal_the_plain_loop[eager]",),
         "each DFAD iteration takes one student step fewer than imitation_steps"),
     Mutation(
+        "kl-logit-generator-not-warned", "dfad/methods/dfad.py",
+        '    if imitation_loss == "kl" and generator_loss == "task" and trains_generator:',
+        '    if imitation_loss == "kl" and generator_loss == "kl" and trains_generator:',
+        ("tests/test_imitation.py::test_dfad_student_minimises_kl_while_the_generator_keeps_the_l1_bound",
+         "tests/test_imitation.py::test_kl_with_a_kl_generator_or_l1_with_the_paper_generator_is_not_warned_of"),
+        "the warning against KL imitation with the paper's logit generator goes to the wrong pairing"),
+    Mutation(
+        "kl-warning-on-fixed-generator", "dfad/methods/dfad.py",
+        '    if imitation_loss == "kl" and generator_loss == "task" and trains_generator:',
+        '    if imitation_loss == "kl" and generator_loss == "task":',
+        ("tests/test_priors.py::test_methods_that_do_not_train_dfads_generator_refuse_its_options",),
+        "RANDOM (a generator never trained) is warned about the generator's loss"),
+    Mutation(
         "bf16-cpu-generator-compiled", "dfad/engine/compile.py",
         '    if device.type == "cpu" and resolve_precision(precision, device) == "bf16":\n        return generator\n',
         "",

@@ -39,6 +39,19 @@ def no_param_grads(model: nn.Module):
 # DFAD's options on the generator's loss (see DFAD's docstring); their constructor defaults are off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
                      "total_variation_floor", "fallback_total_variation", "generator_ema", "generator_loss")
+# Measured in results/dfad_plus/README.md ("Why kl collapses"): a KL student cannot follow what the
+# paper's generator loss pays for, the logits of classes the teacher gives ~0 probability.
+KL_WITH_LOGIT_GENERATOR = (
+    "imitation_loss kl with generator_loss task: the generator is paid for logit gaps that a KL student "
+    "is not taught to close (classes the teacher gives no probability), and on MNIST it collapsed to one "
+    "sample (0.15 accuracy); set distill.method_args.generator_loss=kl, the KL the student minimises")
+
+
+def warn_of_loss_pairing(imitation_loss: str, generator_loss: str, trains_generator: bool) -> None:
+    if imitation_loss == "kl" and generator_loss == "task" and trains_generator:
+        warnings.warn(KL_WITH_LOGIT_GENERATOR, stacklevel=3)
+
+
 # Options on DFAD's imitation step (methods with a student step of their own would ignore them);
 # their defaults are DFAD's constructor's (`option_defaults`).
 IMITATION_OPTIONS = ("imitation_loss", "temperature", "replay_size", "replay_share", "augment", "augment_shift")
@@ -101,7 +114,8 @@ class DFAD(Method):
       out of reach: the no-data preset's generic image prior for teachers without BatchNorm,
       leaving runs with the BatchNorm prior unchanged.
     - imitation_loss: what the student minimises, `l1` (the paper) or `kl` at `temperature`
-      (methods/imitation.py); the generator keeps its own loss (`generator_loss`).
+      (methods/imitation.py); the generator keeps its own loss (`generator_loss`): pair `kl`
+      with `generator_loss: kl`, as the paper's logit L1 collapsed a KL student (warned).
     - generator_loss: what the generator maximises, `task` (the paper's L1 bound) or a bounded
       discrepancy between the class distributions, `probability_l1`, or `kl` (methods/adversarial.py).
 
@@ -158,6 +172,7 @@ class DFAD(Method):
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise DfadError(f"distill.method_args.temperature must be a number > 0, got {temperature!r}")
         self.imitation_loss = IMITATION_LOSSES.get(imitation_loss)
+        warn_of_loss_pairing(imitation_loss, generator_loss, trains_generator=generator_optimizer is not None)
         self.generator_loss = GENERATOR_LOSSES.get(generator_loss)
         self.temperature = float(temperature)
         self.teacher = freeze(teacher)
