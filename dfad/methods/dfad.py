@@ -39,7 +39,7 @@ def no_param_grads(model: nn.Module):
 # DFAD's options on the generator's loss (see DFAD's docstring); their constructor defaults are off.
 GENERATOR_OPTIONS = ("class_balance", "confidence", "bn_prior", "bn_prior_optional", "total_variation",
                      "total_variation_floor", "fallback_total_variation", "generator_ema", "generator_loss")
-# Measured in results/dfad_plus/README.md ("Why kl collapses"): a KL student cannot follow what the
+# Measured in results/dfad_plus/README.md ("Why `kl` collapses, ..."): a KL student cannot follow what the
 # paper's generator loss pays for, the logits of classes the teacher gives ~0 probability.
 KL_WITH_LOGIT_GENERATOR = (
     "imitation_loss kl with generator_loss task: the generator is paid for logit gaps that a KL student "

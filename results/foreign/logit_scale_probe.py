@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from dfad.data import DATASETS
-from dfad.engine import build_model_from_entry
+from dfad.engine import build_model_from_entry, evaluate
+from dfad.tasks import TASKS
 
 COUNT, NOISE_SEED = 1024, 12345
 
@@ -35,10 +36,9 @@ def statistics(teacher: torch.nn.Module, images: torch.Tensor) -> dict:
             "input_contrast": float(images.flatten(1).std(1).mean())}
 
 
-def per_class_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    with torch.no_grad():
-        predicted = torch.cat([model(chunk).argmax(1) for chunk in images.split(1000)])
-    return [round(float((predicted[labels == c] == c).float().mean()), 4) for c in range(int(labels.max()) + 1)]
+def per_class_accuracy(model: torch.nn.Module, test) -> list[float]:
+    metric = evaluate(model, test, TASKS.build("classification"), return_metric=True)
+    return [round(value, 4) for value in metric.per_class()]
 
 
 def main() -> None:
@@ -53,10 +53,9 @@ def main() -> None:
     teacher = torch.jit.load(str(Path(args.facts).parent / facts["file"])).eval()
     test = DATASETS.get(facts["dataset"])(args.data_root, train=False, image_size=facts["input_shape"][1],
                                           mean=facts["mean"], std=facts["std"])
-    batches = list(test.loader(1000, shuffle=False))
-    images, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    rows = [{"teacher": facts["name"], "source": "real test images", **statistics(teacher, images[:COUNT]),
-             "per_class_test_accuracy": per_class_accuracy(teacher, images, labels)}]
+    real = next(iter(test.loader(COUNT, shuffle=False)))[0]
+    rows = [{"teacher": facts["name"], "source": "real test images", **statistics(teacher, real),
+             "per_class_test_accuracy": per_class_accuracy(teacher, test)}]
     for run in args.runs:
         state = torch.load(f"{run}/checkpoints/last.pt", weights_only=True, map_location="cpu")
         generator = build_model_from_entry(state["models"]["generator"], run).train()
@@ -68,7 +67,7 @@ def main() -> None:
             shares = teacher(samples).argmax(1).bincount(minlength=10).float() / COUNT
         rows.append({"teacher": facts["name"], "source": run, **statistics(teacher, samples),
                      "teacher_class_shares_on_samples": [round(float(v), 4) for v in shares],
-                     "student_per_class_test_accuracy": per_class_accuracy(student, images, labels)})
+                     "student_per_class_test_accuracy": per_class_accuracy(student, test)})
     print("\n".join(json.dumps(row) for row in rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
