@@ -347,6 +347,12 @@ MUTATIONS = [
         ("tests/test_fidelity.py::test_the_table_states_what_each_config_holds[nyuv2]",),
         "a paper config drifts from docs/fidelity.md (NYUv2's generator decays by 0.1, not 0.3)"),
     Mutation(
+        "plus-preset-drifts-from-its-row", "dfad/configs/cifar10_cpu_plus.yaml",
+        "generator_ema: 0.9, augment: true}",
+        "generator_ema: 0.99, augment: true}",
+        ("tests/test_config.py::test_shipped_plus_preset_is_the_side_by_side_tables_combination_row",),
+        "the shipped cifar10_cpu_plus preset is not the combination the side-by-side table measured"),
+    Mutation(
         "generator-b-without-dcgan-init", "dfad/models/generators.py",
         "        dcgan_init(self)\n",
         "\n",
