@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from .errors import DfadError
-from .registry import check_config_names, suggest
+from .registry import check_config_names, check_config_options, suggest
 
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 # What a run with no dataset and no config starts from (`dfad distill --input-shape`, `dfad.distill`).
@@ -164,6 +164,7 @@ class Config:
         """Every value checked (names by their registries); returns self."""
         self._check_data_free()
         self._check_names()
+        check_config_options({"distill.method": (self.distill.method, "distill.method_args", self.distill.method_args)})
         self._check_numbers()
         self._check_optimisers()
         if self.distill.generation_student_bn not in ("train", "eval"):

@@ -96,3 +96,22 @@ def check_config_names(values: Dict[str, str]) -> None:
         if key not in _CONFIG_CHECKS:
             raise RuntimeError(f"no registry claims config key '{key}' (is its module imported?)")
         _CONFIG_CHECKS[key](value, key)
+
+
+# config key naming an entry -> check(name, options_key, options) of the options given with that
+# entry (e.g. distill.method and its distill.method_args); filled by the modules that own the entries.
+_OPTION_CHECKS: Dict[str, Callable[[str, str, dict], None]] = {}
+
+
+def register_options_check(key: str, check: Callable[[str, str, dict], None]) -> None:
+    if key in _OPTION_CHECKS:
+        raise ValueError(f"the options of config key '{key}' are checked twice")
+    _OPTION_CHECKS[key] = check
+
+
+def check_config_options(values: Dict[str, tuple]) -> None:
+    """For each config key naming an entry: (name, options key, options) checked by its owner."""
+    for key, (name, options_key, options) in values.items():
+        if key not in _OPTION_CHECKS:
+            raise RuntimeError(f"nothing checks the options of config key '{key}' (is its module imported?)")
+        _OPTION_CHECKS[key](name, options_key, options)

@@ -353,6 +353,24 @@ MUTATIONS = [
         ("tests/test_config.py::test_shipped_plus_preset_is_the_side_by_side_tables_combination_row",),
         "the shipped cifar10_cpu_plus preset is not the combination the side-by-side table measured"),
     Mutation(
+        "method-options-unchecked", "dfad/config.py",
+        '        check_config_options({"distill.method": (self.distill.method, "distill.method_args", self.distill.method_args)})\n',
+        "",
+        ("tests/test_config.py::test_a_misspelt_method_option_is_a_config_error_naming_the_options",),
+        "a misspelt distill.method_args name passes validation (and fails later with a TypeError, after the run folder exists)"),
+    Mutation(
+        "method-options-ignore-parents", "dfad/methods/base.py",
+        "            if not any(p.kind is p.VAR_KEYWORD for p in parameters):\n                break\n",
+        "            break\n",
+        ("tests/test_config.py::test_a_misspelt_method_option_is_a_config_error_naming_the_options",),
+        "a method that passes **kwargs to its parent (RANDOM to DFAD) is told it takes none of the parent's options"),
+    Mutation(
+        "camvid-plus-row-misspelt", "dfad/configs/tables/table_camvid_cpu.yaml",
+        "generator_ema: 0.9, augment: true}",
+        "generator_ema: 0.9, augmnt: true}",
+        ("tests/test_dfad_options.py::test_every_row_of_the_side_by_side_tables_builds_its_method[camvid_cpu]",),
+        "a table row names an option its method does not take"),
+    Mutation(
         "generator-b-without-dcgan-init", "dfad/models/generators.py",
         "        dcgan_init(self)\n",
         "\n",

@@ -181,3 +181,16 @@ def test_shipped_plus_preset_is_the_side_by_side_tables_combination_row():
     preset = load_config("cifar10_cpu_plus")
     assert preset == load_config(table.config, row.overrides)
     assert preset.distill.method_args != load_config(table.config).distill.method_args  # options really on
+
+
+def test_a_misspelt_method_option_is_a_config_error_naming_the_options():
+    """Config validation (before a run folder exists) rejects `distill.method_args` names the method
+    does not take; each method's own, its parents' (RANDOM passes **kwargs to DFAD) pass."""
+    with pytest.raises(DfadError, match=r"^config: distill\.method_args\.augmnt is not an option of method "
+                                        r"'dfad' \(did you mean 'augment'\?\); its options: .*generator_ema"):
+        load_config("mnist_fast", ["distill.method_args={augmnt: true}"])
+    with pytest.raises(DfadError, match=r"distill\.method_args\.student is not an option of method 'dfad'"):
+        load_config("mnist_fast", ["distill.method_args={student: lenet5}"])  # the run fills that in
+    load_config("mnist_fast", ["distill.method_args={augment: true, generator_ema: 0.9}"])
+    load_config("mnist_fast", ["distill.method=random", "distill.method_args={augment: true}"])
+    load_config("mnist_fast", ["distill.method=kd", "distill.method_args={data: mnist}"])

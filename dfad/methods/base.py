@@ -1,6 +1,7 @@
 """What the training loop needs from a method: one `step()` per iteration, plus what to save."""
 from __future__ import annotations
 
+import inspect
 from types import MappingProxyType
 from typing import Mapping, Optional
 
@@ -9,7 +10,8 @@ from torch import nn
 
 from ..engine.distributed import SINGLE, Distributed
 from ..engine.precision import autocast_factory, grad_scaler, resolve_precision
-from ..registry import Registry
+from ..errors import DfadError
+from ..registry import Registry, register_options_check, suggest
 
 METHODS = Registry("method", config_keys=("distill.method",))
 
@@ -24,6 +26,15 @@ PART_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
                             "distill.generation_student_bn"),
     "real_images": (),  # which dataset: method_args.data, read by the method itself
 }
+
+# Constructor arguments that the run fills in itself (parts, run facts, compiled views), whatever the
+# method: never options in `distill.method_args`.
+RUN_ARGUMENTS = frozenset({
+    "teacher", "student", "generator", "task", "model", "loader", "images", "optimizer", "scheduler",
+    "student_optimizer", "student_scheduler", "generator_optimizer", "generator_scheduler",
+    "batch_size", "nz", "imitation_steps", "device", "precision", "grid_size", "grid_seed",
+    "generator_forward", "teacher_forward", "generation_student_bn", "input_shape",
+})
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -60,6 +71,20 @@ class Method:
                             f"known: {sorted(PART_CONFIG_KEYS)}")
         cls.unused_config_keys = tuple(key for part, keys in PART_CONFIG_KEYS.items() if part not in cls.parts
                                        for key in keys)
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """The names `distill.method_args` may set: the constructor's keyword arguments (and, where
+        it passes `**kwargs` on, its parent classes'), less those every run fills in itself."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if klass is object or "__init__" not in vars(klass):
+                continue
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            names |= {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                break
+        return tuple(sorted(names - RUN_ARGUMENTS - {"self"}))
 
     @classmethod
     def from_config(cls, parts) -> "Method":
@@ -154,3 +179,17 @@ class Method:
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
+
+def check_method_options(method: str, key: str, options: dict) -> None:
+    """A one-line config error for a `distill.method_args` name the method does not take (a typo
+    would otherwise fail deep in the run's assembly, after the run folder exists)."""
+    known = METHODS.get(method).options()
+    for name in options:
+        if name not in known:
+            listed = f"its options: {', '.join(known)}" if known else "it takes none"
+            raise DfadError(f"config: {key}.{name} is not an option of method '{method}'{suggest(name, known)}; "
+                            f"{listed}")
+
+
+register_options_check("distill.method", check_method_options)
