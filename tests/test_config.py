@@ -185,7 +185,8 @@ def test_shipped_plus_preset_is_the_side_by_side_tables_combination_row():
 
 def test_a_misspelt_method_option_is_a_config_error_naming_the_options():
     """Config validation (before a run folder exists) rejects `distill.method_args` names the method
-    does not take; each method's own, its parents' (RANDOM passes **kwargs to DFAD) pass."""
+    does not take; each method's own, its parents' (RANDOM passes **kwargs to DFAD) pass. A method
+    without options is not checked (tests/test_toy_method.py: it runs under own_model's options)."""
     with pytest.raises(DfadError, match=r"^config: distill\.method_args\.augmnt is not an option of method "
                                         r"'dfad' \(did you mean 'augment'\?\); its options: .*generator_ema"):
         load_config("mnist_fast", ["distill.method_args={augmnt: true}"])
@@ -193,4 +194,6 @@ def test_a_misspelt_method_option_is_a_config_error_naming_the_options():
         load_config("mnist_fast", ["distill.method_args={student: lenet5}"])  # the run fills that in
     load_config("mnist_fast", ["distill.method_args={augment: true, generator_ema: 0.9}"])
     load_config("mnist_fast", ["distill.method=random", "distill.method_args={augment: true}"])
+    with pytest.raises(DfadError, match=r"distill\.method_args\.augmnt is not an option of method 'random'"):
+        load_config("mnist_fast", ["distill.method=random", "distill.method_args={augmnt: true}"])
     load_config("mnist_fast", ["distill.method=kd", "distill.method_args={data: mnist}"])

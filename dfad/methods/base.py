@@ -185,11 +185,12 @@ def check_method_options(method: str, key: str, options: dict) -> None:
     """A one-line config error for a `distill.method_args` name the method does not take (a typo
     would otherwise fail deep in the run's assembly, after the run folder exists)."""
     known = METHODS.get(method).options()
+    if not known:  # a method without options never reads them (a preset's may stay in the config)
+        return
     for name in options:
         if name not in known:
-            listed = f"its options: {', '.join(known)}" if known else "it takes none"
             raise DfadError(f"config: {key}.{name} is not an option of method '{method}'{suggest(name, known)}; "
-                            f"{listed}")
+                            f"its options: {', '.join(known)}")
 
 
 register_options_check("distill.method", check_method_options)
