@@ -169,8 +169,9 @@ def test_a_run_with_every_option_resumes_bit_identically(digits_teacher, tmp_pat
                                                         ("table_camvid_cpu", "deeplabv3_resnet18", 3, Segmentation())],
                          ids=["cifar10_cpu", "mnist", "camvid_cpu"])
 def test_every_row_of_the_side_by_side_tables_builds_its_method(name, arch, channels, task):
-    """The options tables' method_args are real options (config validation does not read them);
-    the CamVid table's DFAD rows too (its rows with other methods are the paper's baselines)."""
+    """The options tables' method_args build their method (config validation checks only their
+    names, not their values or the task); the CamVid table's DFAD rows too, with a segmentation task
+    (its rows with other methods are the paper's baselines)."""
     from dfad.reproduce import _row_config, load_table
 
     table = load_table(name)
