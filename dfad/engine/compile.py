@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..models.generators import set_upconv_formulation
+from ..models.generators import set_image_layer_formulation, set_upconv_formulation
+from ..provenance import cpu_bf16_support
 from .precision import resolve_precision
 
 
@@ -47,6 +48,22 @@ def compile_generator(generator: nn.Module, device: torch.device,
         return generator
     set_upconv_formulation(generator, "taps")
     return torch.compile(generator, dynamic=False)
+
+
+def choose_eager_formulations(generator: nn.Module, device: torch.device, precision: str = "fp32") -> nn.Module:
+    """The generator's eager formulations for this device and precision (the same function up to
+    float rounding). Under bf16 on a CPU with AMX its image layer is an ordinary convolution: there
+    oneDNN's kernels for a few output channels are not the slow ones of fp32, and the per-tap form's
+    shifted sums cost more than they save (cifar10_cpu, batch 128, 2 threads, Xeon with AMX: eager
+    bf16 iteration 0.740 -> 0.646 s; benchmarks/image_layer_ab.py). Elsewhere, including
+    AVX512-BF16 CPUs without AMX where it is unmeasured, the per-tap form stays."""
+    if device.type == "cpu" and resolve_precision(precision, device) == "bf16" and _cpu_has_amx():
+        set_image_layer_formulation(generator, "plain")
+    return generator
+
+
+def _cpu_has_amx() -> bool:
+    return "amx_bf16" in cpu_bf16_support()
 
 
 def compile_frozen(model: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -10,7 +10,7 @@ from statistics import fmean
 import torch
 from torch import nn
 
-from ..engine.compile import compile_frozen, compile_generator
+from ..engine.compile import choose_eager_formulations, compile_frozen, compile_generator
 from ..engine.state import preserved_buffers
 from ..errors import DfadError
 from ..health import SampleMemory, health_noise, measure_health
@@ -143,6 +143,7 @@ class DFAD(Method):
         for model in ("student", "generator"):
             if f"{model}_optimizer" in cls.parts:
                 built[f"{model}_optimizer"], built[f"{model}_scheduler"] = parts.optimizer(model)
+        choose_eager_formulations(built["generator"], parts.device, parts.cfg.precision)
         forward = compile_generator(built["generator"], parts.device, parts.cfg.precision) if dc.compile else None
         teacher_forward = compile_frozen(parts.teacher, parts.device) if dc.compile else None
         return cls(**built, nz=dc.nz, batch_size=parts.batch_size_per_process, grid_seed=parts.cfg.seed,

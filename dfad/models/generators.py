@@ -172,6 +172,16 @@ class FewOutputConv2d(nn.Conv2d):
         return out
 
 
+def set_image_layer_formulation(model: nn.Module, formulation: str) -> nn.Module:
+    """Switch every FewOutputConv2d in `model` to "plain" (an ordinary convolution) or "taps"."""
+    if formulation not in ("plain", "taps"):
+        raise ValueError(f"unknown image-layer formulation '{formulation}'; choose 'plain' or 'taps'")
+    for m in model.modules():
+        if isinstance(m, FewOutputConv2d):
+            m.formulation = formulation
+    return model
+
+
 def set_upconv_formulation(model: nn.Module, formulation: str) -> nn.Module:
     """Switch every NearestUpConv2d in `model` to one formulation ("plain", "subpixel" or "taps");
     "plain" also turns FewOutputConv2d layers into ordinary convolutions."""
