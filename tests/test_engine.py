@@ -110,3 +110,32 @@ def test_schedules_count_iterations(name, expected):
         opt.step()
         sched.step()
     assert lrs == pytest.approx(expected)
+
+
+def _parameters_after_steps(make_optimizer, steps: int = 10) -> torch.Tensor:
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(n)) for n in (300, 7, 1024)]
+    optimizer = make_optimizer(params)
+    grads = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=grads)
+        optimizer.step()
+    return torch.cat([p.detach() for p in params])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_optimisers_take_multi_tensor_steps_with_the_loops_exact_values(name):
+    """Every registered optimiser updates its parameters with one multi-tensor (foreach) step, which
+    on CPU is bit-identical to PyTorch's default per-parameter loop there (and faster: the
+    generator's Adam step 23.4 -> 16.1 ms, benchmarks/optimizer_step.py)."""
+    from dfad.config import OptimizerConfig
+    from dfad.engine.optim import OPTIMIZERS, build_optimizer
+
+    assert set(OPTIMIZERS.names()) == {"sgd", "adam"}, "a new optimiser: add it here"
+    cfg = OptimizerConfig(name, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    ours = build_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg)
+    assert ours.defaults["foreach"] is True
+    settings_as_a_loop = {**ours.defaults, "foreach": False}
+    assert torch.equal(_parameters_after_steps(lambda ps: build_optimizer(ps, cfg)),
+                       _parameters_after_steps(lambda ps: type(ours)(ps, **settings_as_a_loop)))

@@ -28,14 +28,17 @@ OPTIMIZERS = Registry("optimizer", config_keys=_OPTIMIZER_KEYS, listed=True)  # 
 SCHEDULES = Registry("schedule", config_keys=_SCHEDULE_KEYS, listed=True)  # factory(optimizer, cfg, total)
 
 
+# foreach: one multi-tensor update instead of a loop over parameters (PyTorch's CPU default is the
+# loop), bit-identical to it on CPU; the generator's Adam step 23.4 -> 16.1 ms at 1 thread.
+# `fused` would be faster still (6.1 ms) but rounds differently (benchmarks/optimizer_step.py).
 @OPTIMIZERS.register("sgd")
 def sgd(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
 
 
 @OPTIMIZERS.register("adam")
 def adam(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, foreach=True)
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
