@@ -128,7 +128,7 @@ def _parameters_after_steps(make_optimizer, steps: int = 10) -> torch.Tensor:
 def test_optimisers_take_multi_tensor_steps_with_the_loops_exact_values(name):
     """Every registered optimiser updates its parameters with one multi-tensor (foreach) step, which
     on CPU is bit-identical to PyTorch's default per-parameter loop there (and faster: the
-    generator's Adam step 23.4 -> 16.1 ms, benchmarks/optimizer_step.py)."""
+    generator's Adam step 30.9 -> 16.3 ms, benchmarks/optimizer_step.py)."""
     from dfad.config import OptimizerConfig
     from dfad.engine.optim import OPTIMIZERS, build_optimizer
 

@@ -127,7 +127,7 @@ def test_bf16_on_cpu_keeps_the_generator_eager_and_sub_pixel(recwarn):
                          ids=["bf16-amx", "bf16-without-amx", "fp32-amx"])
 def test_image_layer_is_an_ordinary_convolution_under_bf16_on_cpus_with_amx(amx, precision, expected, monkeypatch):
     """Under bf16 on a CPU with AMX, a built run's generator (and its momentum copy) computes its
-    image layer as an ordinary convolution (0.740 -> 0.646 s per cifar10_cpu iteration there); the
+    image layer as an ordinary convolution (0.721 -> 0.625 s per cifar10_cpu iteration there); the
     per-tap form stays everywhere else, measured or not."""
     from dfad.data import DatasetInfo
     from dfad.engine import compile as compile_module

@@ -55,7 +55,7 @@ def choose_eager_formulations(generator: nn.Module, device: torch.device, precis
     float rounding). Under bf16 on a CPU with AMX its image layer is an ordinary convolution: there
     oneDNN's kernels for a few output channels are not the slow ones of fp32, and the per-tap form's
     shifted sums cost more than they save (cifar10_cpu, batch 128, 2 threads, Xeon with AMX: eager
-    bf16 iteration 0.740 -> 0.646 s; benchmarks/image_layer_ab.py). Elsewhere, including
+    bf16 iteration 0.721 -> 0.625 s; benchmarks/image_layer_ab.py). Elsewhere, including
     AVX512-BF16 CPUs without AMX where it is unmeasured, the per-tap form stays."""
     if device.type == "cpu" and resolve_precision(precision, device) == "bf16" and _cpu_has_amx():
         set_image_layer_formulation(generator, "plain")

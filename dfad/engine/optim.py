@@ -29,8 +29,8 @@ SCHEDULES = Registry("schedule", config_keys=_SCHEDULE_KEYS, listed=True)  # fac
 
 
 # foreach: one multi-tensor update instead of a loop over parameters (PyTorch's CPU default is the
-# loop), bit-identical to it on CPU; the generator's Adam step 23.4 -> 16.1 ms at 1 thread.
-# `fused` would be faster still (6.1 ms) but rounds differently (benchmarks/optimizer_step.py).
+# loop), bit-identical to it on CPU; the generator's Adam step 30.9 -> 16.3 ms at 1 thread.
+# `fused` would be faster still (6.5 ms) but rounds differently (benchmarks/optimizer_step.py).
 @OPTIMIZERS.register("sgd")
 def sgd(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)

@@ -190,9 +190,7 @@ def set_upconv_formulation(model: nn.Module, formulation: str) -> nn.Module:
     for m in model.modules():
         if isinstance(m, NearestUpConv2d):
             m.formulation = formulation
-        elif isinstance(m, FewOutputConv2d):
-            m.formulation = "plain" if formulation == "plain" else "taps"
-    return model
+    return set_image_layer_formulation(model, "plain" if formulation == "plain" else "taps")
 
 
 class GeneratorA(nn.Module):
